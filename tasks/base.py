@@ -1,0 +1,148 @@
+"""Task metadata records and the task registry.
+
+A task is a frozen :class:`TaskSpec` (what the task is, how it is scored, how its audio is windowed) plus
+readers that turn its data (the embedded corpus or the real dataset) into the prepared on-disk format of
+:mod:`tasks.format`. The benchmark runner reads tasks only through :func:`get_task` / :func:`all_tasks`.
+
+Changing anything that alters scores bumps ``version``.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_TYPES = ("multiclass", "multilabel", "regression", "key", "beat", "separation")
+WINDOW_POLICIES = ("clip", "window", "frames")
+AGGREGATIONS = ("none", "mean_logits")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the runner needs to know about a task, independent of where its data comes from.
+
+    name:         registry name used on the command line (``--task key``).
+    version:      bumped when anything that changes scores changes (labels, splits, generator, metric).
+    dataset:      the real dataset the task mirrors (``GiantSteps``).
+    type:         one of TASK_TYPES; selects the probe head and loss.
+    labels:       the label vocabulary of the real task (class names, tag names, regression dimensions,
+                  stems). Empty when the vocabulary is read from the data (MTG tag sets); the prepared
+                  data's ``meta.json`` always holds the labels actually used.
+    metrics:      metric names computed on test (see benchmark.metrics).
+    main_score:   how the metrics combine into the task's single leaderboard number: a metric name, or
+                  ``mean(a,b)`` for two-metric tasks as MARBLE does.
+    splits:       split names, train first.
+    window:       ``clip`` (the whole item, mean-pooled), ``window`` (fixed windows of ``window_s`` seconds,
+                  mean-pooled per window, predictions aggregated per item), or ``frames`` (frame-level).
+    window_s:     window length in seconds for ``window`` policy; hop is ``window_hop_s`` (default = length).
+    aggregation:  how window / clip predictions combine per item or song (``mean_logits``).
+    probe:        per-task overrides of the probe defaults (epochs, patience, ...).
+    description:  one line for ``list-tasks``.
+    """
+
+    name: str
+    version: int
+    dataset: str
+    type: str
+    metrics: tuple[str, ...]
+    main_score: str
+    labels: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ("train", "valid", "test")
+    window: str = "clip"
+    window_s: float | None = None
+    window_hop_s: float | None = None
+    aggregation: str = "none"
+    probe: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in TASK_TYPES:
+            raise ValueError(f"task {self.name!r}: type {self.type!r} is not one of {TASK_TYPES}")
+        if self.window not in WINDOW_POLICIES:
+            raise ValueError(f"task {self.name!r}: window {self.window!r} is not one of {WINDOW_POLICIES}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"task {self.name!r}: aggregation {self.aggregation!r} is not one of {AGGREGATIONS}"
+            )
+        if self.window == "window" and not self.window_s:
+            raise ValueError(f"task {self.name!r}: window policy 'window' needs window_s")
+        if not self.metrics:
+            raise ValueError(f"task {self.name!r}: no metrics")
+        for m in self.main_score_metrics:
+            if m not in self.metrics:
+                raise ValueError(f"task {self.name!r}: main score uses {m!r}, not among metrics {self.metrics}")
+        if self.version < 1:
+            raise ValueError(f"task {self.name!r}: version must be >= 1")
+
+    @property
+    def main_score_metrics(self) -> tuple[str, ...]:
+        """The metric names the main score averages (one for single-metric tasks)."""
+        s = self.main_score.strip()
+        if s.startswith("mean(") and s.endswith(")"):
+            return tuple(p.strip() for p in s[5:-1].split(",") if p.strip())
+        return (s,)
+
+    def main_score_of(self, scores: dict[str, float]) -> float:
+        """Combine a dict of metric values into the main score."""
+        names = self.main_score_metrics
+        missing = [n for n in names if n not in scores]
+        if missing:
+            raise KeyError(f"task {self.name!r}: scores lack {missing} (have {sorted(scores)})")
+        return float(sum(scores[n] for n in names) / len(names))
+
+    @property
+    def key(self) -> str:
+        """``name@version``, the identity used in caches and results."""
+        return f"{self.name}@{self.version}"
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    """Add a task to the registry; a second task with the same name is an error."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"task {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    """'unknown task 'kye'; did you mean 'key'? Known tasks: ...'."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} Known {kind}s: {', '.join(sorted(known))}"
+
+
+def get_task(name: str) -> TaskSpec:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(unknown_name_message("task", name, list(_REGISTRY))) from None
+
+
+def all_tasks() -> list[TaskSpec]:
+    """Every registered task, in the MARBLE table order."""
+    _load_all()
+    return [_REGISTRY[n] for n in TASK_ORDER if n in _REGISTRY] + [
+        s for n, s in _REGISTRY.items() if n not in TASK_ORDER
+    ]
+
+
+TASK_ORDER = (
+    "tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
+    "mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50", "separation",
+)
+
+_MODULES = (
+    "tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
+    "mtg", "separation",
+)
+
+
+def _load_all() -> None:
+    import importlib
+
+    for mod in _MODULES:
+        importlib.import_module(f"tasks.{mod}")

@@ -1,0 +1,167 @@
+"""The prepared on-disk format shared by the embedded corpus and the real-data readers.
+
+A prepared task lives in one folder::
+
+    <dir>/meta.json         {"task": "key", "task_version": 1, "source": "embedded" | "real",
+                             "source_version": "...", "sample_rate": 24000, "labels": [...], ...}
+    <dir>/train.jsonl       one JSON record per item (see :class:`Item`)
+    <dir>/valid.jsonl
+    <dir>/test.jsonl
+    <dir>/audio/...         audio files (embedded corpus); real readers point at the user's files instead
+
+Every later stage (features, probes, metrics) reads only this format, so embedded and real data take the
+same path. Folders are written to a temporary sibling and renamed when complete (:func:`atomic_dir`), so a
+folder that has ``meta.json`` is whole.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+META_FILE = "meta.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Item:
+    """One example of a split.
+
+    id:       unique within the task (``blues.00000``, ``f1_arpeggios_belt_c_a-chunk3``).
+    audio:    path of the audio file, relative to the prepared folder or absolute.
+    target:   the label, by task type:
+              multiclass -> class name (str); key -> key name ("A minor");
+              multilabel -> list of tag names; regression -> list of floats in ``meta.labels`` order;
+              beat -> list of beat times in seconds (relative to ``start``);
+              separation -> dict stem name -> audio path (same rules as ``audio``), ``audio`` being the mix.
+    start, end: optional excerpt of the file in seconds (VocalSet chunks, dataset clips); None = whole file.
+    group:    optional song / recording / artist id that items sharing material have in common
+              (splits are disjoint by group; key clips are scored per song).
+    extra:    anything else a reader wants to keep (tempo, singer, generator parameters, ...).
+    """
+
+    id: str
+    audio: str
+    target: Any
+    start: float | None = None
+    end: float | None = None
+    group: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        if not d["extra"]:
+            del d["extra"]
+        for k in ("start", "end", "group"):
+            if d[k] is None:
+                del d[k]
+        return json.dumps(d, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Item":
+        known = {"id", "audio", "target", "start", "end", "group", "extra"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"item {d.get('id')!r}: unknown fields {sorted(unknown)} (valid: {sorted(known)})")
+        return cls(**d)
+
+
+def resolve(root: str | os.PathLike, path: str) -> Path:
+    """An item's path made absolute against the prepared folder."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(root) / p
+
+
+def write_split(root: str | os.PathLike, split: str, items: list[Item]) -> Path:
+    """Write ``<root>/<split>.jsonl`` atomically."""
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"split {split!r}: duplicate item ids {dup}")
+    path = Path(root) / f"{split}.jsonl"
+    atomic_write_text(path, "".join(it.to_json() + "\n" for it in items))
+    return path
+
+
+def read_split(root: str | os.PathLike, split: str) -> list[Item]:
+    path = Path(root) / f"{split}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: split file missing; prepare the task again")
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(Item.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}:{n}: bad record: {e}") from None
+    return items
+
+
+def write_meta(root: str | os.PathLike, meta: dict[str, Any]) -> None:
+    for k in ("task", "task_version", "source", "sample_rate", "labels"):
+        if k not in meta:
+            raise ValueError(f"meta.json for {root}: missing key {k!r}")
+    meta = {"format_version": FORMAT_VERSION, **meta}
+    atomic_write_text(Path(root) / META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
+def read_meta(root: str | os.PathLike) -> dict[str, Any]:
+    path = Path(root) / META_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not a prepared task folder (no {META_FILE}); run `python -m benchmark prepare`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_complete(root: str | os.PathLike) -> bool:
+    """A prepared folder is complete when its meta.json exists (it is written last, inside atomic_dir)."""
+    return (Path(root) / META_FILE).exists()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temporary name next to ``final`` and rename it into place on success.
+
+    A killed build leaves only ``.<name>.tmp-*`` siblings, never a half folder under the final name; stale
+    temporaries are removed by the next build of the same folder.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
