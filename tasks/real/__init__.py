@@ -1,0 +1,158 @@
+"""Readers for the 8 real MARBLE datasets behind the 14 tasks (contract 4 of HELPERS.md / design).
+
+    prepare(task_name, data_dir, out, options=None) -> Path      a tasks.format folder pointing at the user's files
+    validate(task_name, data_dir, options=None, level="header") -> ValidationReport
+    download(task_name, data_dir) -> list[Path]                  public files, checksummed, resumable
+    instructions(task_name) -> str                               manual steps and the layout expected
+    reference_rows() -> list[dict]                               published MARBLE v1 scores (results/reference)
+
+``data_dir`` None means ``$MERT_BENCH_DATA/<dataset>`` (dataset folder names in :data:`DATASET_DIRS`).
+Options per task (``options`` dict, also accepted as ``KEY=VALUE`` by the CLI):
+  tagging: ``split`` = ``folder`` (default, MARBLE: all 25,863 clips) | ``won`` (Won et al. 2020: clips with a
+  top-50 tag, 15,250 / 1,529 / 4,332).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from tasks.real.common import (
+    Asset, DatasetMissing, MetadataError, ValidationReport, check_listing, download_file, extract_archive,
+    resolve_data_dir, write_prepared,
+)
+
+__all__ = [
+    "prepare", "validate", "download", "instructions", "reference_rows", "ValidationReport", "DatasetMissing",
+    "MetadataError", "DATASET_DIRS", "dataset_of",
+]
+
+# task -> reader module
+_MODULE_OF = {
+    "tagging": "mtt", "key": "giantsteps", "genre": "gtzan", "beat": "gtzan", "emotion": "emomusic",
+    "instrument": "nsynth", "pitch": "nsynth", "singer": "vocalset", "technique": "vocalset",
+    "mtg-instrument": "mtg_jamendo", "mtg-mood": "mtg_jamendo", "mtg-genre": "mtg_jamendo",
+    "mtg-top50": "mtg_jamendo", "separation": "musdb",
+}
+
+
+def _module(task: str):
+    if task not in _MODULE_OF:
+        from tasks.base import unknown_name_message
+
+        raise KeyError(unknown_name_message("task", task, list(_MODULE_OF)))
+    return importlib.import_module(f"tasks.real.{_MODULE_OF[task]}")
+
+
+def dataset_of(task: str) -> str:
+    """The dataset folder name below ``$MERT_BENCH_DATA`` for a task (``genre`` -> ``GTZAN``)."""
+    return _module(task).DATASET
+
+
+DATASET_DIRS = {
+    "MagnaTagATune": ("tagging",), "GiantSteps": ("key",), "GTZAN": ("genre", "beat"), "Emomusic": ("emotion",),
+    "NSynth": ("instrument", "pitch"), "VocalSet": ("singer", "technique"),
+    "MTG-Jamendo": ("mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50"), "MUSDB18": ("separation",),
+}
+
+
+def _root(task: str, data_dir: str | os.PathLike | None) -> Path:
+    mod = _module(task)
+    return resolve_data_dir(mod.DATASET, data_dir, mod.instructions(task))
+
+
+def instructions(task_name: str) -> str:
+    """How to get the data for a task by hand, and the layout the reader expects."""
+    return _module(task_name).instructions(task_name)
+
+
+def _options(task: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    mod = _module(task)
+    allowed = getattr(mod, "OPTIONS", {}).get(task, {})
+    opts = {k: v[0] for k, v in allowed.items()}
+    for k, v in (options or {}).items():
+        if k not in allowed:
+            raise KeyError(f"task {task!r}: unknown real-data option {k!r}; valid: {sorted(allowed) or 'none'}")
+        if v not in allowed[k]:
+            raise ValueError(f"task {task!r}: option {k}={v!r} is not one of {list(allowed[k])}")
+        opts[k] = v
+    return opts
+
+
+def validate(task_name: str, data_dir: str | os.PathLike | None = None, options: dict[str, Any] | None = None,
+             level: str = "header") -> ValidationReport:
+    """Check a user's copy: per-split counts against the protocol's, every missing / unreadable / wrong-length
+    file by name, and whether the task can run. Never raises for missing data: the report says it.
+
+    ``level``: ``exists`` (stat), ``header`` (default: soundfile header and length), ``decode`` (full decode).
+    """
+    mod = _module(task_name)
+    try:
+        root = _root(task_name, data_dir)
+        listing = mod.listing(task_name, root, _options(task_name, options))
+    except (DatasetMissing, MetadataError) as e:
+        return ValidationReport(dataset=mod.DATASET, task=task_name, data_dir=str(data_dir or ""),
+                                errors=[str(e)])
+    rep, _ = check_listing(listing, level=level)
+    return rep
+
+
+def prepare(task_name: str, data_dir: str | os.PathLike | None, out: str | os.PathLike,
+            options: dict[str, Any] | None = None, level: str = "header", progress: bool = True) -> Path:
+    """Write (or reuse) the prepared folder ``out`` for a task from the user's real data.
+
+    Items point at the user's audio files (absolute paths) with ``start``/``end`` for chunks. Files that are
+    missing or do not decode are skipped and listed in ``meta.json['skipped']``; more than 5 % lost in a split
+    (or an empty split) is an error carrying the validation report. The folder is written atomically and
+    reused when the data and options did not change.
+    """
+    from tasks.base import get_task
+
+    mod = _module(task_name)
+    root = _root(task_name, data_dir)
+    opts = _options(task_name, options)
+    listing = mod.listing(task_name, root, opts)
+    path, _ = write_prepared(listing, Path(out), get_task(task_name).version, opts, level=level,
+                             progress=progress)
+    return path
+
+
+def download(task_name: str, data_dir: str | os.PathLike | None = None, log=print) -> list[Path]:
+    """Fetch what the task's public sources allow (metadata, and audio where it is public) into the data
+    folder, verifying checksums, resuming partial files and skipping verified ones. Steps that need a login
+    are printed (see :func:`instructions`). Creates the data folder when it does not exist."""
+    mod = _module(task_name)
+    if data_dir is None:
+        base = os.environ.get("MERT_BENCH_DATA")
+        if not base:
+            raise DatasetMissing(f"{mod.DATASET}: pass --data-dir DIR or set $MERT_BENCH_DATA")
+        root = Path(base).expanduser() / mod.DATASET
+    else:
+        root = Path(data_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    got: list[Path] = []
+    # some assets only become known once earlier ones are there (audio lists inside annotation archives)
+    done: set[str] = set()
+    for _round in range(3):
+        todo = [a for a in mod.assets(task_name, root) if a.name not in done]
+        if not todo:
+            break
+        for a in todo:
+            p = download_file(a, root, log=log)
+            if a.extract:
+                extract_archive(p, p.parent, log=log)
+            done.add(a.name)
+            got.append(p)
+    manual = getattr(mod, "MANUAL", {}).get(task_name)
+    if manual:
+        log(manual)
+    return got
+
+
+def reference_rows() -> list[dict[str, Any]]:
+    """Published MARBLE v1 scores (results/reference/marble_v1.csv) as dicts, for leaderboards that show them
+    beside ours, marked ``published=True``. See :mod:`tasks.real.reference`."""
+    from tasks.real.reference import reference_rows as rows
+
+    return rows()
