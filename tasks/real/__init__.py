@@ -139,11 +139,21 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
         if not todo:
             break
         for a in todo:
+            done.add(a.name)
+            dest = root / a.dest
+            if a.extract and (dest / f".{a.name}.extracted").exists():
+                continue  # unpacked earlier (the archive may have been deleted after unpacking)
             p = download_file(a, root, log=log)
             if a.extract:
                 extract_archive(p, p.parent, log=log)
-            done.add(a.name)
+                if not a.keep:
+                    p.unlink()
+                    p.with_name(f".{p.name}.verified").unlink(missing_ok=True)
+                    continue
             got.append(p)
+    post = getattr(mod, "after_download", None)
+    if post is not None:
+        post(task_name, root, log)
     manual = getattr(mod, "MANUAL", {}).get(task_name)
     if manual:
         log(manual)

@@ -456,6 +456,7 @@ class Asset:
     dest: str = ""          # folder below the data dir ("" = data dir itself)
     extract: bool = False   # unpack (tar / zip) into the destination folder after verification
     what: str = ""          # one line for the user
+    keep: bool = True       # False: delete the archive once unpacked (the unpack marker remembers it)
 
 
 def _digest(path: Path, algo: str) -> str:
