@@ -118,8 +118,11 @@ def recordings(base: Path) -> tuple[list[tuple[str, str, str, Path]], list[str]]
     return out, notes
 
 
-def trim_bounds(wav: np.ndarray, sr: int, frame: int = 2048, hop: int = 512, db: float = TRIM_DB) -> tuple[float, float]:
-    """(start, end) in seconds of the part between the first and last frame within ``db`` of the loudest."""
+def trim_bounds(wav: np.ndarray, sr: int, frame_s: float = 2048 / 44100, hop_s: float = 512 / 44100,
+                db: float = TRIM_DB) -> tuple[float, float]:
+    """(start, end) in seconds of the part between the first and last frame within ``db`` of the loudest
+    (frames of 2048 samples, hop 512 at 44.1 kHz; the same durations at other rates)."""
+    frame, hop = max(1, int(round(frame_s * sr))), max(1, int(round(hop_s * sr)))
     if len(wav) < frame:
         return 0.0, len(wav) / sr
     n = 1 + (len(wav) - frame) // hop
