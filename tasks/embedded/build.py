@@ -1,0 +1,300 @@
+"""Building prepared folders: job planning, parallel rendering, atomic folders, resume, progress."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tasks import format as F
+from tasks.base import unknown_name_message
+from tasks.embedded import notes, songs, vocalset
+from tasks.embedded.common import BASE_SEED, SPLITS, SR, Job
+
+log = logging.getLogger(__name__)
+
+SIZES = ("tiny", "standard")
+
+GENERATORS: dict[str, Any] = {
+    "tagging": songs.TaggingTask(),
+    "key": songs.KeyTask(),
+    "genre": songs.GenreTask(),
+    "beat": songs.BeatTask(),
+    "emotion": songs.EmotionTask(),
+    "instrument": notes.NoteTask("instrument"),
+    "pitch": notes.NoteTask("pitch"),
+    "singer": vocalset.SingerTask(),
+    "technique": vocalset.TechniqueTask(),
+    "separation": songs.SeparationTask(),
+}
+MTG = songs.MTGCorpus()
+PRETRAINING = songs.PretrainingCorpus()
+TASK_NAMES = ("tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
+              "mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50", "separation")
+
+#: generator version per task (and for the shared MTG audio and the pretraining collection)
+GENERATOR_VERSIONS: dict[str, int] = {
+    **{name: g.version for name, g in GENERATORS.items()},
+    **{name: MTG.version for name in songs.MTG_TASKS},
+    "pretraining": PRETRAINING.version,
+}
+
+
+def data_root(home: str | os.PathLike | None = None) -> Path:
+    """``home`` or ``$MERT_BENCH_HOME`` or ``~/.cache/mert-bench``."""
+    if home is not None:
+        return Path(home).expanduser()
+    env = os.environ.get("MERT_BENCH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mert-bench"
+
+
+def _check(task_name: str, size: str) -> None:
+    if task_name not in TASK_NAMES:
+        raise KeyError(unknown_name_message("task", task_name, list(TASK_NAMES)))
+    if size not in SIZES:
+        raise ValueError(f"size {size!r} is not one of {SIZES}")
+
+
+def folder_name(task_name: str, size: str) -> str:
+    """``<task>-v<task version>-g<generator version>-<size>``: a generator or task change gets a new folder."""
+    from tasks.base import get_task
+
+    return f"{task_name}-v{get_task(task_name).version}-g{GENERATOR_VERSIONS[task_name]}-{size}"
+
+
+def task_dir(task_name: str, size: str = "standard", home=None) -> Path:
+    _check(task_name, size)
+    return data_root(home) / "embedded" / folder_name(task_name, size)
+
+
+def _workers(n_jobs: int) -> int:
+    env = os.environ.get("MERT_BENCH_WORKERS")
+    if env:
+        return max(1, int(env))
+    return 1 if n_jobs < 200 else min(2, os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+_GEN_BY_KEY = {**GENERATORS, "mtg": MTG, "pretraining": PRETRAINING}
+
+
+def _do_job(args: tuple[str, Job, str]) -> list[dict]:
+    """Run one job in a worker: generate, write its audio under ``out_dir``, return its items."""
+    from tasks.embedded.render import write_flac
+
+    key, job, out_dir = args
+    outs = _GEN_BY_KEY[key].make(job)
+    items = []
+    for out in outs:
+        for rel, pcm in out.audio.items():
+            write_flac(Path(out_dir) / rel, pcm)
+        for it in out.items:
+            items.append({**it, "_split": job.split})
+    return items
+
+
+def _init_worker() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_jobs(key: str, jobs: list[Job], out_dir: Path, progress: bool, desc: str) -> list[dict]:
+    """Run jobs (in a 2-process pool for big builds); results come back in job order."""
+    from tqdm import tqdm
+
+    args = [(key, j, str(out_dir)) for j in jobs]
+    n = _workers(len(jobs))
+    bar = tqdm(total=len(jobs), desc=desc, unit="item", disable=not progress, leave=False)
+    results: list[dict] = []
+    try:
+        if n <= 1:
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # small convolutions: one thread is fastest, and leaves a core free
+            try:
+                for a in args:
+                    results.extend(_do_job(a))
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(n, initializer=_init_worker) as pool:
+                for items in pool.imap(_do_job, args, chunksize=4):
+                    results.extend(items)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def _write_splits(root: Path, items: list[dict]) -> dict[str, int]:
+    counts = {}
+    for split in SPLITS:
+        recs = [F.Item(**{k: v for k, v in it.items() if not k.startswith("_")}) for it in items if it["_split"] == split]
+        F.write_split(root, split, recs)
+        counts[split] = len(recs)
+    return counts
+
+
+def _meta(task_name: str, size: str, gen_version: int, labels: list, counts: dict, extra: dict | None = None) -> dict:
+    from tasks.base import get_task
+    from tasks.embedded.render import soundfont_id
+
+    spec = get_task(task_name)
+    return {
+        "task": task_name,
+        "task_version": spec.version,
+        "source": "embedded",
+        "source_version": f"g{gen_version}-{size}",
+        "generator_version": gen_version,
+        "size": size,
+        "sample_rate": SR,
+        "labels": list(labels),
+        "seed": BASE_SEED,
+        "counts": counts,
+        "soundfont": "TimGM6mb.sf2 (pretty_midi) sha1:" + soundfont_id(),
+        **(extra or {}),
+    }
+
+
+def _lock(path: Path):
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / f".{path.name}.lock"))
+
+
+# ---------------------------------------------------------------------------------------------- API
+def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | None = None,
+            progress: bool = True) -> Path:
+    """Return the complete prepared folder of ``task_name``, building it first when missing.
+
+    Builds are atomic (a temporary sibling renamed when complete, ``meta.json`` written last) and a finished
+    task is never rebuilt, so an interrupted ``prepare`` of several tasks resumes where it stopped.
+    """
+    _check(task_name, size)
+    final = task_dir(task_name, size, home)
+    if F.is_complete(final):
+        return final
+    with _lock(final):
+        if F.is_complete(final):
+            return final
+        t0 = time.time()
+        if task_name in songs.MTG_TASKS:
+            _build_mtg(task_name, size, home, final, progress)
+        else:
+            gen = GENERATORS[task_name]
+            jobs = gen.plan(size)
+            with F.atomic_dir(final) as tmp:
+                items = run_jobs(task_name, jobs, tmp, progress, f"{task_name} ({size})")
+                labels = gen.labels(items)
+                if gen.__class__.__name__ == "TaggingTask":
+                    keep = set(labels)
+                    for it in items:
+                        it["target"] = [t for t in it["target"] if t in keep]
+                counts = _write_splits(tmp, items)
+                extra = {"durations_s": _durations(task_name, size)}
+                F.write_meta(tmp, _meta(task_name, size, gen.version, labels, counts, extra))
+        log.info("prepared %s (%s) in %.1f s -> %s", task_name, size, time.time() - t0, final)
+    return final
+
+
+def _durations(task_name: str, size: str) -> Any:
+    gen = GENERATORS.get(task_name)
+    cfg = getattr(gen, "sizes", {}).get(size, {})
+    if "duration" in cfg:
+        return cfg["duration"]
+    if task_name in ("instrument", "pitch"):
+        return notes.NOTE_S
+    return None
+
+
+def _mtg_audio_dir(size: str, home) -> Path:
+    return data_root(home) / "embedded" / f"_mtg-audio-g{MTG.version}-{size}"
+
+
+def _build_mtg_audio(size: str, home, progress: bool) -> Path:
+    final = _mtg_audio_dir(size, home)
+    if F.is_complete(final):
+        return final
+    with _lock(final):
+        if F.is_complete(final):
+            return final
+        with F.atomic_dir(final) as tmp:
+            items = run_jobs("mtg", MTG.plan(size), tmp, progress, f"mtg audio ({size})")
+            for split in SPLITS:
+                F.write_split(tmp, split, [F.Item(**{k: v for k, v in it.items() if not k.startswith("_")})
+                                           for it in items if it["_split"] == split])
+            F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(
+                {"task": "mtg-audio", "generator_version": MTG.version, "size": size, "seed": BASE_SEED}) + "\n")
+    return final
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _build_mtg(task_name: str, size: str, home, final: Path, progress: bool) -> None:
+    """A tag-set view of the shared MTG corpus: audio hard-linked (copied where links fail)."""
+    src = _build_mtg_audio(size, home, progress)
+    subset, order = songs.MTG_TASKS[task_name]
+    items = []
+    for split in SPLITS:
+        for it in F.read_split(src, split):
+            tags = songs.mtg_subset_target(it.target, subset)
+            items.append({"id": it.id, "audio": it.audio, "target": tags, "group": it.group, "extra": it.extra,
+                          "_split": split})
+    labels = songs._filter_tags(items, order)
+    keep = set(labels)
+    kept = []
+    for it in items:
+        it["target"] = [t for t in it["target"] if t in keep]
+        if it["target"]:  # as in the real split files: a track appears when it has a tag of the set
+            kept.append(it)
+    with F.atomic_dir(final) as tmp:
+        for it in kept:
+            _link(src / it["audio"], Path(tmp) / it["audio"])
+        counts = _write_splits(tmp, kept)
+        F.write_meta(tmp, _meta(task_name, size, MTG.version, labels, counts,
+                                {"subset": subset, "durations_s": MTG.sizes[size]["duration"]}))
+
+
+def prepare_all(size: str = "standard", home=None, progress: bool = True) -> dict[str, Path]:
+    """Every task (finished ones are skipped)."""
+    return {t: prepare(t, size, home, progress) for t in TASK_NAMES}
+
+
+def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """The unlabelled pretraining collection: a folder of 24 kHz mono FLAC files (``*.flac``) + meta.json."""
+    if size not in SIZES:
+        raise ValueError(f"size {size!r} is not one of {SIZES}")
+    final = data_root(home) / "embedded" / f"pretraining-g{PRETRAINING.version}-{size}"
+    if F.is_complete(final):
+        return final
+    with _lock(final):
+        if F.is_complete(final):
+            return final
+        with F.atomic_dir(final) as tmp:
+            items = run_jobs("pretraining", PRETRAINING.plan(size), tmp, progress, f"pretraining ({size})")
+            dur = PRETRAINING.sizes[size]["duration"]
+            meta = {"source": "embedded", "kind": "pretraining", "generator_version": PRETRAINING.version,
+                    "size": size, "sample_rate": SR, "seed": BASE_SEED, "files": len(items),
+                    "file_duration_s": dur, "total_hours": round(len(items) * dur / 3600, 3),
+                    "styles": sorted({it["extra"]["style"] for it in items})}
+            F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return final
