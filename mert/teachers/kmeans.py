@@ -31,7 +31,7 @@ def _mfcc_transform():
     import torchaudio
 
     return torchaudio.transforms.MFCC(
-        sample_rate=SAMPLE_RATE, n_mfcc=13,
+        sample_rate=SAMPLE_RATE, n_mfcc=13, log_mels=True,  # log(mel + 1e-6) per frame (no clip-wide top_db)
         melkwargs=dict(n_fft=RECEPTIVE_FIELD, win_length=RECEPTIVE_FIELD, hop_length=HOP, center=False,
                        n_mels=40, f_min=20.0, f_max=SAMPLE_RATE / 2),
     )
