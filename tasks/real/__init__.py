@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.real.common import (
-    Asset, DatasetMissing, MetadataError, ValidationReport, check_listing, download_file, extract_archive,
+    Asset, DatasetMissing, MetadataError, ValidationReport, check_listing, clear_cache, download_file, extract_archive,
     resolve_data_dir, write_prepared,
 )
 
@@ -88,6 +88,7 @@ def validate(task_name: str, data_dir: str | os.PathLike | None = None, options:
     ``level``: ``exists`` (stat), ``header`` (default: soundfile header and length), ``decode`` (full decode).
     """
     mod = _module(task_name)
+    clear_cache()
     try:
         root = _root(task_name, data_dir)
         listing = mod.listing(task_name, root, _options(task_name, options))
@@ -110,6 +111,7 @@ def prepare(task_name: str, data_dir: str | os.PathLike | None, out: str | os.Pa
     from tasks.base import get_task
 
     mod = _module(task_name)
+    clear_cache()
     root = _root(task_name, data_dir)
     opts = _options(task_name, options)
     listing = mod.listing(task_name, root, opts)
@@ -131,6 +133,7 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
     else:
         root = Path(data_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
+    clear_cache()
     got: list[Path] = []
     # some assets only become known once earlier ones are there (audio lists inside annotation archives)
     done: set[str] = set()

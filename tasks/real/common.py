@@ -66,13 +66,17 @@ def resolve_data_dir(dataset: str, data_dir: str | os.PathLike | None, how_to_ge
     return path
 
 
-_WALK_CACHE: dict[tuple[str, float], dict[str, list[Path]]] = {}
+_WALK_CACHE: dict[str, dict[str, list[Path]]] = {}
+
+
+def clear_cache() -> None:
+    """Forget the file-name indexes (every public entry point calls this, so each call sees the disk as is)."""
+    _WALK_CACHE.clear()
 
 
 def _name_index(root: Path) -> dict[str, list[Path]]:
-    """file name -> paths below ``root`` (cached per root and its mtime; audio folders are skipped fast
-    because we never descend into hidden folders)."""
-    key = (str(root.resolve()), root.stat().st_mtime)
+    """file name -> paths below ``root`` (hidden folders skipped), built once per public call."""
+    key = str(root.resolve())
     idx = _WALK_CACHE.get(key)
     if idx is None:
         idx = {}
@@ -537,6 +541,7 @@ def download_file(asset: Asset, data_dir: Path, log: Callable[[str], None] = pri
                 with open(part, mode) as f:
                     shutil.copyfileobj(resp, f, length=1 << 20)
         os.replace(part, target)
+        clear_cache()
         if verify(target, asset):
             log(f"{asset.name}: verified")
             return target

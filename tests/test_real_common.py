@@ -1,0 +1,184 @@
+"""tasks.real machinery: data-dir resolution, metadata search, downloads (local server only), reports,
+published reference rows."""
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+import tasks.real as real
+from tasks.real import common
+from tasks.real.common import Asset, download_file, verify
+
+ALL_TASKS = ["tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
+             "mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50", "separation"]
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files with HTTP Range support; counts bytes sent so tests can see what was re-fetched."""
+
+    sent = 0
+    range_requests = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        rng = self.headers.get("Range")
+        if rng:
+            type(self).range_requests.append(rng)
+            start = int(rng.split("=")[1].split("-")[0])
+            body = data[start:]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        type(self).sent += len(body)
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv_dir = tmp_path / "srv"
+    srv_dir.mkdir()
+
+    def handler(*a, **kw):
+        return _RangeHandler(*a, directory=str(srv_dir), **kw)
+
+    _RangeHandler.sent = 0
+    _RangeHandler.range_requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield srv_dir, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_resumes_with_range_and_never_refetches_verified(server, tmp_path):
+    srv_dir, base = server
+    payload = bytes(range(256)) * 4000  # 1 MB
+    (srv_dir / "train_filtered.txt").write_bytes(payload)
+    sha = hashlib.sha256(payload).hexdigest()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "splits").mkdir()
+    (data / "splits" / "train_filtered.txt.part").write_bytes(payload[:300_000])  # an interrupted download
+    a = Asset("train_filtered.txt", f"{base}/train_filtered.txt", sha256=sha, dest="splits")
+    logs = []
+    p = download_file(a, data, log=logs.append)
+    assert p.read_bytes() == payload and p == data / "splits" / "train_filtered.txt"
+    assert _RangeHandler.range_requests == ["bytes=300000-"] and _RangeHandler.sent == len(payload) - 300_000
+    assert any("resuming at byte 300000" in m for m in logs)
+    _RangeHandler.sent = 0
+    assert download_file(a, data, log=logs.append) == p
+    assert _RangeHandler.sent == 0 and "present and verified" in logs[-1]
+
+
+def test_checksum_mismatch_is_an_error_and_leaves_no_file(server, tmp_path):
+    srv_dir, base = server
+    (srv_dir / "x.txt").write_bytes(b"tampered")
+    a = Asset("x.txt", f"{base}/x.txt", sha256="0" * 64)
+    with pytest.raises(real.DatasetMissing, match="checksum mismatch"):
+        download_file(a, tmp_path, log=lambda m: None)
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_file_placed_by_hand_anywhere_counts(tmp_path):
+    payload = b"blues/blues.00029.wav\n"
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "train_filtered.txt").write_bytes(payload)
+    a = Asset("train_filtered.txt", "http://127.0.0.1:9/unreachable", sha256=hashlib.sha256(payload).hexdigest())
+    assert download_file(a, tmp_path, log=lambda m: None) == tmp_path / "deep" / "er" / "train_filtered.txt"
+
+
+def test_unreachable_source_says_what_to_do(tmp_path):
+    a = Asset("annotations_final.csv", "http://127.0.0.1:9/annotations_final.csv")
+    with pytest.raises(real.DatasetMissing, match="Fetch it by hand"):
+        download_file(a, tmp_path, log=lambda m: None)
+
+
+def test_gtzan_download_via_file_urls_then_validate(tmp_path, monkeypatch):
+    """download() end to end for GTZAN's split lists from file:// mirrors, checksums of the real lists."""
+    from fixtures_real import make_gtzan
+    from tasks.real import gtzan
+
+    data = tmp_path / "GTZAN"
+    make_gtzan(data)
+    mirror = tmp_path / "mirror"
+    (data / "splits").rename(mirror)
+    fake = {}
+    for split, a in gtzan.SPLIT_ASSETS.items():
+        body = (mirror / a.name).read_bytes()
+        fake[split] = Asset(a.name, (mirror / a.name).as_uri(), sha256=hashlib.sha256(body).hexdigest(), dest="splits")
+    monkeypatch.setattr(gtzan, "SPLIT_ASSETS", fake)
+    got = real.download("genre", data, log=lambda m: None)
+    assert sorted(p.name for p in got) == ["test_filtered.txt", "train_filtered.txt", "valid_filtered.txt"]
+    assert real.validate("genre", data).ok
+
+
+def test_verify_marker_skips_rehash(tmp_path):
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"abc")
+    a = Asset("f.bin", "file:///dev/null", sha256=hashlib.sha256(b"abc").hexdigest())
+    assert verify(p, a)
+    assert (tmp_path / ".f.bin.verified").exists()
+    assert not verify(p, Asset("f.bin", "x", sha256="1" * 64))
+
+
+def test_data_dir_from_environment_and_missing_dataset_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("MERT_BENCH_DATA", str(tmp_path))
+    with pytest.raises(real.DatasetMissing) as e:
+        real.prepare("genre", None, tmp_path / "out")
+    msg = str(e.value)
+    assert str(tmp_path / "GTZAN") in msg and "kaggle" in msg.lower() and "genres_original" in msg
+    from fixtures_real import make_gtzan
+
+    make_gtzan(tmp_path / "GTZAN")
+    assert real.validate("genre").ok
+    monkeypatch.delenv("MERT_BENCH_DATA")
+    rep = real.validate("genre")
+    assert not rep.ok and "MERT_BENCH_DATA" in rep.errors[0]
+
+
+@pytest.mark.parametrize("task", ALL_TASKS)
+def test_every_task_has_instructions_with_layout(task):
+    text = real.instructions(task)
+    assert "Expected" in text and len(text) > 200
+    assert real.dataset_of(task) in real.DATASET_DIRS
+
+
+def test_unknown_task_suggests():
+    with pytest.raises(KeyError, match="did you mean 'genre'"):
+        real.validate("genra", "/nonexistent")
+
+
+def test_report_text_lists_every_bad_file_and_ok_rule():
+    rep = common.ValidationReport(dataset="X", task="genre", data_dir="/d", listed={"train": 100, "valid": 10, "test": 10},
+                                  usable={"train": 95, "valid": 10, "test": 10},
+                                  missing=[common.Problem("train", f"f{i}.wav", "file missing") for i in range(5)])
+    assert rep.ok  # exactly 5 % lost
+    rep.usable["train"] = 94
+    assert not rep.ok
+    assert all(f"f{i}.wav" in rep.text() for i in range(5))
+
+
+def test_reference_rows_are_marked_published_and_combine_like_our_specs():
+    rows = real.reference_rows()
+    assert rows and all(r["published"] is True and r["source"] == "marble-v1" for r in rows)
+    assert {r["task"] for r in rows} == set(ALL_TASKS) | {"suite"}
+    from tasks.real.reference import main_scores
+
+    m = main_scores()["MERT-v1-95M"]
+    assert m["genre"] == 74.8 and m["tagging"] == pytest.approx((91.0 + 39.3) / 2)
+    assert m["emotion"] == pytest.approx((76.3 + 55.5) / 2) and m["suite"] == 63.3
+    assert m["separation"] == pytest.approx((5.5 + 5.5 + 3.8 + 3.1) / 4)
