@@ -359,7 +359,7 @@ def compose(
     dissonance: float = 0.0,
     dynamics: float = 0.0,
     density: float | None = None,
-    key_invariant_register: bool = True,
+    cadence: float = 0.0,
 ) -> Song:
     """Compose a song of ``style``; keyword arguments pin what a task controls, the rest is drawn."""
     if style not in STYLES:
@@ -392,7 +392,10 @@ def compose(
         prog = prog + list(progs[int(rng.integers(len(progs)))])
     per_bar = 2 if (harmony == "jazz" and rng.random() < 0.5) or (len(prog) <= 2 and rng.random() < 0.3) else 1
     seventh = harmony in ("jazz",) or (rng.random() < 0.2)
-    raised_v = mode == "minor" and (harmony == "classical" or rng.random() < 0.6)
+    raised_v = mode == "minor" and (harmony == "classical" or rng.random() < max(0.6, cadence))
+    if cadence and harmony not in ("blues", "drone", "atonal") and rng.random() < cadence:
+        # establish the key: open on the tonic, close each loop with a dominant that resolves to it
+        prog = [0] + prog[1:-1] + [4] if len(prog) >= 3 else [0, 4]
     dominant = harmony == "blues"
 
     def reg(lo):  # register placement independent of key

@@ -65,7 +65,7 @@ class KeyTask(SongTask):
     name = "key"
     version = 1
     sizes = {"standard": {"counts": {"train": 240, "valid": 72, "test": 120}, "duration": 8.0},
-             "tiny": {"counts": {"train": 24, "valid": 6, "test": 6}, "duration": 4.0}}
+             "tiny": {"counts": {"train": 24, "valid": 6, "test": 12}, "duration": 4.0}}
     styles = ("pop", "rock", "classical", "jazz", "folk", "country", "newage", "blues", "disco", "reggae",
               "orchestral", "lounge", "funk", "synthpop")
 
@@ -79,7 +79,7 @@ class KeyTask(SongTask):
         k = job.p["key"]
         tonic, mode = k % 12, ("major" if k < 12 else "minor")
         style = str(rng.choice(self.styles))
-        song = compose(rng, style, job.p["duration"], tonic=tonic, mode=mode)
+        song = compose(rng, style, job.p["duration"], tonic=tonic, mode=mode, cadence=0.6)
         y = _mix(song, rng, _level(rng))
         target = f"{KEY_NAMES[tonic]} {mode}"
         return [self._out(job, y, target, dict(style=style, tempo=song.info["tempo"]))]
@@ -95,7 +95,7 @@ class GenreTask(SongTask):
     name = "genre"
     version = 1
     sizes = {"standard": {"per_class": {"train": 30, "valid": 8, "test": 15}, "duration": 8.0},
-             "tiny": {"per_class": {"train": 2, "valid": 1, "test": 1}, "duration": 4.0}}
+             "tiny": {"per_class": {"train": 1, "valid": 1, "test": 1}, "duration": 3.0}}
 
     def plan(self, size):
         pc = self.sizes[size]["per_class"]
@@ -121,7 +121,7 @@ class BeatTask(SongTask):
     name = "beat"
     version = 1
     sizes = {"standard": {"counts": {"train": 150, "valid": 40, "test": 80}, "duration": 10.0},
-             "tiny": {"counts": {"train": 6, "valid": 3, "test": 3}, "duration": 6.0}}
+             "tiny": {"counts": {"train": 6, "valid": 3, "test": 3}, "duration": 5.0}}
     styles = ALL_STYLES
 
     def make(self, job):
@@ -145,7 +145,7 @@ EMOTION_STYLES = ("pop", "classical", "folk", "newage", "rock", "jazz", "ambient
                   "synthpop", "country")
 
 
-def emotion_targets(tempo, major, level_db, register, articulation, dissonance, rng) -> tuple[float, float]:
+def emotion_targets(tempo, major, level_db, register, articulation, dissonance, rng=None) -> tuple[float, float]:
     """Arousal and valence (about [-1, 1]) as documented in docs/embedded.md, plus N(0, 0.1) noise."""
     tn = (tempo - 55.0) / 125.0
     ln = (level_db + 30.0) / 16.0
@@ -153,8 +153,9 @@ def emotion_targets(tempo, major, level_db, register, articulation, dissonance, 
     sn = 1.0 - (articulation - 0.25) / 0.75
     dn = dissonance / 0.8
     m = 1.0 if major else 0.0
-    arousal = 2 * (0.40 * tn + 0.30 * ln + 0.15 * sn + 0.10 * rn + 0.05 * dn) - 1 + rng.normal(0, 0.1)
-    valence = 2 * (0.40 * m + 0.15 * tn + 0.15 * rn + 0.30 * (1 - dn)) - 1 + rng.normal(0, 0.1)
+    na, nv = rng.normal(0, 0.1, 2) if rng is not None else (0.0, 0.0)
+    arousal = 2 * (0.40 * tn + 0.30 * ln + 0.15 * sn + 0.10 * rn + 0.05 * dn) - 1 + na
+    valence = 2 * (0.40 * m + 0.15 * tn + 0.15 * rn + 0.30 * (1 - dn)) - 1 + nv
     return float(arousal), float(valence)
 
 
@@ -162,7 +163,7 @@ class EmotionTask(SongTask):
     name = "emotion"
     version = 1
     sizes = {"standard": {"counts": {"train": 200, "valid": 50, "test": 100}, "duration": 10.0},
-             "tiny": {"counts": {"train": 12, "valid": 6, "test": 6}, "duration": 5.0}}
+             "tiny": {"counts": {"train": 10, "valid": 4, "test": 4}, "duration": 5.0}}
 
     def make(self, job):
         rng = job.rng()
@@ -204,7 +205,7 @@ class TaggingTask(SongTask):
     name = "tagging"
     version = 1
     sizes = {"standard": {"counts": {"train": 280, "valid": 70, "test": 140}, "duration": 8.0},
-             "tiny": {"counts": {"train": 16, "valid": 8, "test": 8}, "duration": 4.0}}
+             "tiny": {"counts": {"train": 12, "valid": 8, "test": 8}, "duration": 3.0}}
 
     def plan(self, size):
         d = self.duration(size)
@@ -233,7 +234,7 @@ class MTGCorpus(SongTask):
     name = "mtg"
     version = 1
     sizes = {"standard": {"counts": {"train": 46, "valid": 23, "test": 23}, "duration": 60.0},
-             "tiny": {"counts": {"train": 8, "valid": 4, "test": 4}, "duration": 10.0}}
+             "tiny": {"counts": {"train": 8, "valid": 4, "test": 4}, "duration": 6.0}}
 
     def plan(self, size):
         d = self.duration(size)
@@ -302,7 +303,7 @@ class SeparationTask(SongTask):
     name = "separation"
     version = 1
     sizes = {"standard": {"counts": {"train": 30, "valid": 8, "test": 16}, "duration": 20.0},
-             "tiny": {"counts": {"train": 3, "valid": 2, "test": 2}, "duration": 6.0}}
+             "tiny": {"counts": {"train": 3, "valid": 2, "test": 2}, "duration": 5.0}}
     styles = ("pop", "rock", "hiphop", "disco", "funk", "country", "reggae", "blues", "synthpop", "metal", "jazz",
               "folk", "house")
 
