@@ -182,3 +182,12 @@ def test_reference_rows_are_marked_published_and_combine_like_our_specs():
     assert m["genre"] == 74.8 and m["tagging"] == pytest.approx((91.0 + 39.3) / 2)
     assert m["emotion"] == pytest.approx((76.3 + 55.5) / 2) and m["suite"] == 63.3
     assert m["separation"] == pytest.approx((5.5 + 5.5 + 3.8 + 3.1) / 4)
+
+
+def test_compare_with_published_split_file(tmp_path):
+    p = tmp_path / "s.tsv"
+    p.write_text("id\tsplit\n1\ttrain\n2\tvalid\n")
+    assert common.compare_with_published(p, {"1": "train", "2": "valid", "3": "test"}, "id", "split") is None
+    note = common.compare_with_published(p, {"1": "valid", "2": "valid"}, "id", "split")
+    assert note.startswith("1 items fall in another split") and "first: 1" in note
+    assert common.compare_with_published(tmp_path / "none.tsv", {"1": "x"}, "id", "split") is None

@@ -128,6 +128,22 @@ def find_base(root: Path, relpaths: Iterable[str], candidates: Iterable[str] = (
     return best
 
 
+def compare_with_published(path: Path, mine: dict[str, str], id_col: str, split_col: str) -> str | None:
+    """A note when the splits computed from the user's metadata differ from the project's published split
+    file (``tasks/splits``) for any id both know; None when they agree or the file is absent."""
+    import csv
+
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8", newline="") as f:
+        published = {r[id_col]: r[split_col] for r in csv.DictReader(f, delimiter="\t")}
+    diff = sorted(k for k in mine if k in published and published[k] != mine[k])
+    if not diff:
+        return None
+    return (f"{len(diff)} items fall in another split than in the published {path.name} "
+            f"(first: {', '.join(diff[:5])}); your metadata differs from the public release")
+
+
 def read_text_lines(path: Path) -> list[str]:
     """Lines without line endings (LF or CRLF), empty lines dropped."""
     with open(path, encoding="utf-8", newline="") as f:

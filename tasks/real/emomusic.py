@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import Asset, DatasetMissing, Entry, Listing, MetadataError, find_base, find_named
+from tasks.real.common import (
+    Asset, DatasetMissing, Entry, Listing, MetadataError, compare_with_published, find_base, find_named,
+)
 
 DATASET = "Emomusic"
 TASKS = ("emotion",)
 READER_VERSION = 1
 EXPECTED = {"train": 504, "valid": 115, "test": 125}
 _RATIOS = ["train"] * 8 + ["valid"] * 2
+SPLIT_FILE = Path(__file__).resolve().parents[1] / "splits" / "emomusic_v1.tsv"
 _BASE = "http://cvml.unige.ch/databases/emoMusic"
 ASSETS = [
     Asset("annotations.tar.gz", f"{_BASE}/annotations.tar.gz",
@@ -60,7 +63,7 @@ def artist_split(artist: str) -> str:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
@@ -108,11 +111,14 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
                                        group=normalise_artist(s["artist"]), extra={"genre": s["genre"]})))
     order = {"train": 0, "valid": 1, "test": 2}
     entries.sort(key=lambda e: (order[e.split], int(e.item.id)))
+    notes = ["targets are raw static means (1-9); one item per song, 5 s windows averaged by the runner"]
+    diff = compare_with_published(SPLIT_FILE, {k: v["split"] for k, v in table.items()}, "song_id", "split")
+    if diff:
+        notes.append(diff)
     return Listing(
         dataset=DATASET, task=task, data_dir=root,
         split_procedure="MediaEval 2013 evaluation set = test (125); development by artist hash 8:2 "
                         "(sha1 of the normalised artist; 504/115)",
         entries=entries, expected=dict(EXPECTED), labels=["arousal", "valence"], sample_rate=44100,
-        source_version=f"emomusic-real-v{READER_VERSION}", unlabelled=unlabelled,
-        notes=["targets are raw static means (1-9); one item per song, 5 s windows averaged by the runner"],
+        source_version=f"emomusic-real-v{READER_VERSION}", unlabelled=unlabelled, notes=notes,
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 from tasks.format import Item
 from tasks.real.common import (
-    Asset, DatasetMissing, Entry, Listing, MetadataError, _name_index, find_named, read_text_lines,
+    Asset, DatasetMissing, Entry, Listing, MetadataError, _name_index, compare_with_published, find_named,
 )
 
 DATASET = "GiantSteps"
@@ -30,6 +30,7 @@ READER_VERSION = 1
 EXPECTED = {"train": 923, "valid": 236, "test": 604}
 ENHARMONIC = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
 _RATIOS = ["train"] * 100 + ["valid"] * 16
+SPLIT_FILE = Path(__file__).resolve().parents[1] / "splits" / "giantsteps_key_v1.tsv"
 
 ANNOTATION_ASSETS = [
     Asset("giantsteps-mtg-key-dataset-fd7b8c584f7bd6d720d170c325a6d42c9bf75a6b.zip",
@@ -100,7 +101,7 @@ def artist_split(metadata: list[dict[str, str]]) -> dict[str, str]:
 
 
 def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     if rows and any(k not in rows[0] for k in required):
         raise MetadataError(f"{path}: expected columns {required}, found {list(rows[0])}")
@@ -172,11 +173,14 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
                 continue
             entries.append(Entry(split=split, name=path.name, min_duration=30.0,
                                  item=Item(id=did, audio=str(path), target=key, group=did)))
+    notes = ["one item per song; the runner cuts 30 s windows and averages their logits per song"]
+    diff = compare_with_published(SPLIT_FILE, {d: s for d, (s, _) in tv.items()}, "id", "split")
+    if diff:
+        notes.append(diff)
     return Listing(
         dataset=DATASET, task=task, data_dir=root,
         split_procedure="train/valid: giantsteps-mtg-key C=2 single-key tracks, artist-hash split "
                         "(sha1, 100:16, two-hop collaborators; 923/236); test: GiantSteps key 604",
         entries=entries, expected=dict(EXPECTED), labels=list(KEYS), sample_rate=44100,
-        source_version=f"giantsteps-real-v{READER_VERSION}", unlabelled=bad_labels,
-        notes=["one item per song; the runner cuts 30 s windows and averages their logits per song"],
+        source_version=f"giantsteps-real-v{READER_VERSION}", unlabelled=bad_labels, notes=notes,
     )

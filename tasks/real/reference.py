@@ -43,5 +43,5 @@ def main_scores(path: str | Path | None = None) -> dict[str, dict[str, float]]:
                 continue
             spec = get_task(task)
             if all(m in scores for m in spec.main_score_metrics):
-                out.setdefault(model, {})[task] = spec.main_score_of(scores)
+                out.setdefault(model, {})[task] = round(spec.main_score_of(scores), 4)
     return out
