@@ -63,7 +63,7 @@ class KeyTask(SongTask):
     """24 keys, balanced: item i of a split gets key i mod 24; style, tempo, register drawn independently."""
 
     name = "key"
-    version = 1
+    version = 2  # 2: cadential progressions (tonic opening, dominant close) in most key items
     sizes = {"standard": {"counts": {"train": 240, "valid": 72, "test": 120}, "duration": 8.0},
              "tiny": {"counts": {"train": 24, "valid": 6, "test": 12}, "duration": 4.0}}
     styles = ("pop", "rock", "classical", "jazz", "folk", "country", "newage", "blues", "disco", "reggae",

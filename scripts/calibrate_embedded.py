@@ -1,0 +1,368 @@
+"""Difficulty calibration of the embedded corpus: build it, then score chance and two handcrafted baselines.
+
+    python scripts/calibrate_embedded.py [--size standard] [--home DIR] [--fresh] [--tasks key,genre]
+
+For every task: chance level, an MFCC baseline and a chroma baseline (mean+std pooled features per item,
+standardised, scikit-learn logistic regression / one-vs-rest / ridge with C or alpha chosen on valid), scored
+on test with the task's metric (mir_eval weighted key score, accuracy, macro ROC-AUC/AP, R2). Beat: a
+metronome at the median train tempo (chance) and an onset-envelope + dynamic-programming tracker (Ellis 2007),
+mir_eval F-measure. Separation: the mixture as the estimate of every stem (chance) and a harmonic/percussive
+median-filter + band-split baseline, SDR from fast_bss_eval. Writes results/embedded_calibration.json and the
+table between the calibration markers of docs/embedded.md; also reports build time and size per task.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SR = 24000
+
+
+def load(folder, item):
+    from mert.audio import read_audio
+    from tasks.format import resolve
+
+    return read_audio(resolve(folder, item.audio), SR, item.start, item.end)
+
+
+def mfcc_feat(y):
+    import torch
+    import torchaudio
+
+    m = torchaudio.transforms.MFCC(sample_rate=SR, n_mfcc=20,
+                                   melkwargs=dict(n_fft=1024, hop_length=480, n_mels=64))(torch.from_numpy(y))
+    m = m.numpy()
+    return np.concatenate([m.mean(1), m.std(1)])
+
+
+def chroma_feat(y):
+    n, hop = 4096, 2048
+    if len(y) < n:
+        y = np.pad(y, (0, n - len(y)))
+    frames = np.lib.stride_tricks.sliding_window_view(y, n)[::hop] * np.hanning(n)
+    mag = np.abs(np.fft.rfft(frames, axis=1))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    ok = (f > 55) & (f < 4000)
+    pcs = np.round(12 * np.log2(f[ok] / 440) + 69).astype(int) % 12
+    c = np.zeros((mag.shape[0], 12))
+    for k in range(12):
+        c[:, k] = mag[:, ok][:, pcs == k].sum(1)
+    c = c / (c.sum(1, keepdims=True) + 1e-9)
+    return np.concatenate([c.mean(0), c.std(0)])
+
+
+FEATURES = {"mfcc": mfcc_feat, "chroma": chroma_feat}
+
+
+def features(folder, items, fn):
+    return np.stack([fn(load(folder, it)) for it in items])
+
+
+def fit_predict(kind, Xtr, ytr, Xva, yva, Xte, score_fn):
+    """Choose C / alpha on valid by ``score_fn``; return test predictions (probabilities or values)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    sc = StandardScaler().fit(Xtr)
+    Xtr, Xva, Xte = sc.transform(Xtr), sc.transform(Xva), sc.transform(Xte)
+    best = None
+    for c in (0.01, 0.1, 1.0, 10.0):
+        if kind == "regression":
+            model = Ridge(alpha=1.0 / c).fit(Xtr, ytr)
+            pv = model.predict(Xva)
+        elif kind == "multilabel":
+            model = OneVsRestClassifier(LogisticRegression(C=c, max_iter=2000)).fit(Xtr, ytr)
+            pv = model.predict_proba(Xva)
+        else:
+            model = LogisticRegression(C=c, max_iter=3000).fit(Xtr, ytr)
+            pv = model.predict_proba(Xva)
+        s = score_fn(yva, pv, model)
+        if best is None or s > best[0]:
+            best = (s, model)
+    model = best[1]
+    if kind == "regression":
+        return model.predict(Xte), model
+    return model.predict_proba(Xte), model
+
+
+def score_task(name, folder):
+    from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
+
+    from tasks import format as F
+    from tasks.base import get_task
+
+    spec = get_task(name)
+    meta = F.read_meta(folder)
+    labels = meta["labels"]
+    sp = {s: F.read_split(folder, s) for s in ("train", "valid", "test")}
+    out = {"task": name, "metric": spec.main_score, "n": {s: len(v) for s, v in sp.items()}}
+
+    if spec.type == "beat":
+        return {**out, **beat_scores(folder, sp)}
+    if spec.type == "separation":
+        return {**out, **separation_scores(folder, sp)}
+
+    if spec.type == "multilabel":
+        Y = {s: np.array([[t in it.target for t in labels] for it in v], dtype=int) for s, v in sp.items()}
+
+        def metric(y, p):
+            cols = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+            auc = roc_auc_score(y[:, cols], p[:, cols], average="macro")
+            ap = average_precision_score(y[:, cols], p[:, cols], average="macro")
+            return {"roc_auc": float(auc), "ap": float(ap), "score": float((auc + ap) / 2)}
+
+        prior = Y["train"].mean(0)
+        chance = metric(Y["test"], np.tile(prior, (len(Y["test"]), 1)) + 1e-6 * np.random.default_rng(0).random(Y["test"].shape))
+        chance = {"roc_auc": 0.5, "ap": float(np.mean([Y["test"][:, j].mean() for j in range(Y["test"].shape[1])
+                                                         if 0 < Y["test"][:, j].sum()])), }
+        chance["score"] = (chance["roc_auc"] + chance["ap"]) / 2
+        kind = "multilabel"
+    elif spec.type == "regression":
+        Y = {s: np.array([it.target for it in v], dtype=float) for s, v in sp.items()}
+
+        def metric(y, p):
+            r = [float(r2_score(y[:, j], p[:, j])) for j in range(y.shape[1])]
+            return {**{f"r2_{labels[j]}": r[j] for j in range(len(r))}, "score": float(np.mean(r))}
+
+        chance = metric(Y["test"], np.tile(Y["train"].mean(0), (len(Y["test"]), 1)))
+        kind = "regression"
+    else:
+        Y = {s: np.array([labels.index(it.target) for it in v]) for s, v in sp.items()}
+        if spec.type == "key":
+            import mir_eval
+
+            def metric(y, p):
+                pred = p.argmax(1) if p.ndim == 2 else p
+                w = [mir_eval.key.weighted_score(labels[a], labels[b]) for a, b in zip(y, pred)]
+                return {"weighted_key": float(np.mean(w)), "accuracy": float(np.mean(np.array(pred) == y)),
+                        "score": float(np.mean(w))}
+
+            # chance: expected weighted score of a uniform random key
+            cw = np.mean([[mir_eval.key.weighted_score(a, b) for b in labels] for a in labels])
+            chance = {"weighted_key": float(cw), "accuracy": 1 / 24, "score": float(cw)}
+        else:
+            def metric(y, p):
+                pred = p.argmax(1) if p.ndim == 2 else p
+                acc = float(np.mean(np.array(pred) == y))
+                return {"accuracy": acc, "score": acc}
+
+            counts = np.bincount(Y["train"], minlength=len(labels))
+            chance = {"accuracy": float(np.mean(Y["test"] == counts.argmax())), "score": None}
+            chance["score"] = max(chance["accuracy"], 1.0 / len(np.unique(Y["train"])))
+        kind = "multiclass"
+    out["chance"] = chance
+    for fname, fn in FEATURES.items():
+        X = {s: features(folder, v, fn) for s, v in sp.items()}
+        if kind == "multiclass":
+            def sel(y, p, model):
+                full = np.zeros((len(p), len(labels)))
+                full[:, model.classes_] = p
+                return metric(y, full)["score"]
+            p, model = fit_predict(kind, X["train"], Y["train"], X["valid"], Y["valid"], X["test"], sel)
+            full = np.zeros((len(p), len(labels)))
+            full[:, model.classes_] = p
+            out[fname] = metric(Y["test"], full)
+        else:
+            p, _ = fit_predict(kind, X["train"], Y["train"], X["valid"], Y["valid"], X["test"],
+                               lambda y, pv, m: metric(y, pv)["score"])
+            out[fname] = metric(Y["test"], p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- beat
+def onset_env(y, hop=240):
+    n = 1024
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, (n // 2, n // 2)), n)[::hop] * np.hanning(n)
+    s = np.log1p(100 * np.abs(np.fft.rfft(frames, axis=1)))
+    env = np.maximum(np.diff(s, axis=0, prepend=s[:1]), 0).sum(1)
+    env = env - np.convolve(env, np.ones(31) / 31, mode="same")
+    return np.maximum(env, 0) / (env.std() + 1e-9)
+
+
+def dp_beats(env, fps=100.0, tightness=100.0):
+    """Ellis (2007) dynamic-programming beat tracker with a global tempo from the envelope autocorrelation."""
+    ac = np.correlate(env, env, "full")[len(env) - 1:]
+    lags = np.arange(len(ac))
+    bpm = 60 * fps / np.maximum(lags, 1)
+    weight = np.exp(-0.5 * (np.log2(bpm / 120) / 1.0) ** 2)
+    valid = (bpm > 40) & (bpm < 240)
+    period = int(lags[valid][np.argmax((ac * weight)[valid])])
+    score = env.copy()
+    back = -np.ones(len(env), dtype=int)
+    for t in range(len(env)):
+        lo, hi = t - 2 * period, t - period // 2
+        if hi <= 0:
+            continue
+        prev = np.arange(max(lo, 0), hi)
+        pen = -tightness * np.log((t - prev) / period) ** 2
+        k = np.argmax(score[prev] + pen)
+        score[t] += score[prev[k]] + pen[k]
+        back[t] = prev[k]
+    t = int(np.argmax(score[-period:]) + len(env) - period)
+    beats = []
+    while t >= 0:
+        beats.append(t)
+        t = back[t]
+    return np.array(beats[::-1]) / fps
+
+
+def beat_scores(folder, sp):
+    import mir_eval
+
+    test = sp["test"]
+    tempi = [60 / np.median(np.diff(it.target)) for it in sp["train"]]
+    bpm = float(np.median(tempi))
+    f_chance, f_dp = [], []
+    for it in test:
+        y = load(folder, it)
+        ref = np.array(it.target)
+        dur = len(y) / SR
+        metro = np.arange(0, dur, 60 / bpm)
+        f_chance.append(mir_eval.beat.f_measure(mir_eval.beat.trim_beats(ref, 0), mir_eval.beat.trim_beats(metro, 0)))
+        est = dp_beats(onset_env(y))
+        f_dp.append(mir_eval.beat.f_measure(mir_eval.beat.trim_beats(ref, 0), mir_eval.beat.trim_beats(est, 0)))
+    return {"chance": {"beat_f": float(np.mean(f_chance)), "score": float(np.mean(f_chance)),
+                       "what": f"metronome at the median train tempo ({bpm:.0f} BPM)"},
+            "onset_dp": {"beat_f": float(np.mean(f_dp)), "score": float(np.mean(f_dp)),
+                         "what": "spectral-flux onset envelope + Ellis DP tracker"}}
+
+
+# ---------------------------------------------------------------------------------------------- separation
+def hpss_split(mix):
+    import torch
+    from scipy.ndimage import median_filter
+
+    x = torch.from_numpy(mix)
+    win = torch.hann_window(2048)
+    X = torch.stft(x, 2048, 512, window=win, return_complex=True).numpy()
+    mag = np.abs(X)
+    harm = median_filter(mag, size=(1, 17))
+    perc = median_filter(mag, size=(17, 1))
+    mh = harm ** 2 / (harm ** 2 + perc ** 2 + 1e-9)
+    mp = 1 - mh
+    f = np.fft.rfftfreq(2048, 1 / SR)[:, None]
+    low = (f < 180).astype(float)
+    voc = ((f >= 180) & (f < 5000)).astype(float) * 0.5
+    masks = {"drums": mp, "bass": mh * low, "vocals": mh * voc, "other": mh * (1 - low - voc)}
+    out = {}
+    for k, m in masks.items():
+        out[k] = torch.istft(torch.from_numpy(X * m), 2048, 512, window=win, length=len(mix)).numpy()
+    return out
+
+
+def separation_scores(folder, sp):
+    import fast_bss_eval
+
+    from tasks.format import resolve
+
+    stems = ("vocals", "drums", "bass", "other")
+    res = {"chance": {s: [] for s in stems}, "hpss_bands": {s: [] for s in stems}}
+    for it in sp["test"]:
+        mix = load(folder, it)
+        refs = np.stack([load(folder, type(it)(id=it.id, audio=it.target[s], target=None)) for s in stems])
+        est = hpss_split(mix)
+        for name, ests in (("chance", np.stack([mix] * 4)), ("hpss_bands", np.stack([est[s] for s in stems]))):
+            sdr = fast_bss_eval.sdr(refs.astype(np.float64), ests.astype(np.float64) + 1e-7, zero_mean=False,
+                                    clamp_db=60)
+            for s, v in zip(stems, sdr):
+                res[name][s].append(float(v))
+    out = {}
+    for name, d in res.items():
+        vals = {f"sdr_{s}": float(np.median(v)) for s, v in d.items()}
+        out[name] = {**vals, "score": float(np.mean(list(vals.values())))}
+    out["chance"]["what"] = "the mixture as the estimate of every stem (median SDR over test tracks)"
+    out["hpss_bands"]["what"] = "median-filter HPSS: percussive -> drums; harmonic split by band into bass/vocals/other"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def table(results) -> str:
+    rows = ["| task | metric | test items | chance | MFCC | chroma / other baseline |", "|---|---|---|---|---|---|"]
+    for r in results:
+        if "onset_dp" in r:
+            base = ("-", f"{r['onset_dp']['score']:.3f} (onset+DP)")
+        elif "hpss_bands" in r:
+            base = ("-", f"{r['hpss_bands']['score']:.2f} dB (HPSS+bands)")
+        else:
+            base = (f"{r['mfcc']['score']:.3f}", f"{r['chroma']['score']:.3f}")
+        ch = r["chance"]["score"]
+        ch = f"{ch:.2f} dB" if "hpss_bands" in r else f"{ch:.3f}"
+        rows.append(f"| {r['task']} | {r['metric']} | {r['n']['test']} | {ch} | {base[0]} | {base[1]} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", default="standard", choices=["tiny", "standard"])
+    ap.add_argument("--home", default=None, help="data home (default $MERT_BENCH_HOME or ~/.cache/mert-bench)")
+    ap.add_argument("--fresh", action="store_true", help="delete this size's embedded folders first (to time the build)")
+    ap.add_argument("--tasks", default="all")
+    ap.add_argument("--no-pretraining", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "results" / "embedded_calibration.json"))
+    args = ap.parse_args()
+
+    from tasks.embedded import TASK_NAMES, data_root, prepare, prepare_pretraining
+
+    names = list(TASK_NAMES) if args.tasks == "all" else args.tasks.split(",")
+    emb = data_root(args.home) / "embedded"
+    if args.fresh and emb.exists():
+        for p in emb.glob(f"*-{args.size}"):
+            shutil.rmtree(p)
+    build = {}
+    t_all = time.time()
+    for n in names:
+        t0 = time.time()
+        folder = prepare(n, args.size, home=args.home, progress=True)
+        build[n] = {"seconds": round(time.time() - t0, 1), "bytes": du(folder)}
+        print(f"built {n}: {build[n]['seconds']} s, {build[n]['bytes'] / 1e6:.0f} MB", flush=True)
+    if not args.no_pretraining:
+        t0 = time.time()
+        folder = prepare_pretraining(args.size, home=args.home)
+        build["pretraining"] = {"seconds": round(time.time() - t0, 1), "bytes": du(folder)}
+        print(f"built pretraining: {build['pretraining']}", flush=True)
+    total_build = time.time() - t_all
+    total_bytes = sum(p.stat().st_size for p in emb.rglob("*") if p.is_file() and args.size in str(p.relative_to(emb)).split("/")[0])
+    print(f"build total {total_build:.0f} s, {total_bytes / 1e9:.2f} GB (load avg {os.getloadavg()})", flush=True)
+
+    results = []
+    for n in names:
+        t0 = time.time()
+        r = score_task(n, prepare(n, args.size, home=args.home, progress=False))
+        r["seconds"] = round(time.time() - t0, 1)
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    report = {"size": args.size, "build": build, "build_seconds_total": round(total_build, 1),
+              "bytes_total": total_bytes, "load_average_at_end": os.getloadavg(), "cpu_count": os.cpu_count(),
+              "results": results, "table": table(results)}
+    from tasks.embedded import GENERATOR_VERSIONS
+
+    report["generator_versions"] = GENERATOR_VERSIONS
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(report["table"])
+    doc = ROOT / "docs" / "embedded.md"
+    if doc.exists() and args.size == "standard" and args.tasks == "all":
+        text = doc.read_text()
+        a, b = "<!-- calibration:start -->", "<!-- calibration:end -->"
+        if a in text and b in text:
+            text = text.split(a)[0] + a + "\n" + report["table"] + "\n" + b + text.split(b)[1]
+            doc.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
