@@ -248,3 +248,16 @@ def test_emomusic_download_unpacks_tar_archives(tmp_path, monkeypatch):
     real.download("emotion", data, log=lambda m: None)
     rep = real.validate("emotion", data)
     assert rep.ok and rep.usable == {"train": 5, "valid": 3, "test": 3}
+
+
+def test_relative_data_dir_gives_absolute_item_paths(tmp_path, monkeypatch):
+    from fixtures_real import make_emomusic
+    from tasks.format import read_split, resolve
+
+    make_emomusic(tmp_path / "Emomusic")
+    monkeypatch.chdir(tmp_path)
+    out = real.prepare("emotion", "Emomusic", tmp_path / "prepared")
+    it = read_split(out, "test")[0]
+    assert Path(it.audio).is_absolute() and resolve(out, it.audio).exists()
+    rep = real.validate("emotion", "Emomusic")
+    assert "other counts than the protocol's" in rep.text()

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_run_real_genre_key_beat_mtg(tmp_path):
+    pytest.importorskip("benchmark.runner", reason="the benchmark runner (issue 4) is not in this checkout")
     data = tmp_path / "data"
     make_gtzan(data / "GTZAN")
     make_giantsteps(data / "GiantSteps")

@@ -63,7 +63,7 @@ def resolve_data_dir(dataset: str, data_dir: str | os.PathLike | None, how_to_ge
         path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise DatasetMissing(f"{dataset}: data folder {path} does not exist.\n\n{how_to_get}")
-    return path
+    return path.resolve()  # items store absolute paths (relative ones would resolve against the prepared folder)
 
 
 _WALK_CACHE: dict[str, dict[str, list[Path]]] = {}
@@ -258,6 +258,9 @@ class ValidationReport:
                     lines.append(f"    [{p.split}] {p.name}: {p.reason}")
                 if len(probs) > max_names:
                     lines.append(f"    ... and {len(probs) - max_names} more")
+        if self.listed and self.expected and not self.counts_match():
+            lines.append("  note: the split lists hold other counts than the protocol's (a partial or different "
+                         "copy of the metadata); scores are not comparable with published ones")
         for n in self.notes:
             lines.append(f"  note: {n}")
         lines.append("  => task can run" if self.ok else "  => task can NOT run (see above)")
