@@ -9,7 +9,7 @@ import tasks.real as real
 from tasks.format import read_split
 from tasks.real import emomusic
 
-from fixtures_real import EMO_SONGS, make_emomusic
+from fixtures_real import make_emomusic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SPLIT_FILE = Path(emomusic.__file__).resolve().parents[1] / "splits" / "emomusic_v1.tsv"

@@ -7,9 +7,8 @@ import pytest
 import tasks.real as real
 from tasks.format import read_meta, read_split
 from tasks.real import giantsteps as gs
-from tasks.real.common import Asset
 
-from fixtures_real import GS_EXPECTED_KEYS, GS_MTG, make_giantsteps
+from fixtures_real import GS_EXPECTED_KEYS, make_giantsteps
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SPLIT_FILE = Path(gs.__file__).resolve().parents[1] / "splits" / "giantsteps_key_v1.tsv"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.real.common import (
-    Asset, DatasetMissing, MetadataError, ValidationReport, check_listing, clear_cache, download_file, extract_archive,
+    DatasetMissing, MetadataError, ValidationReport, check_listing, clear_cache, download_file, extract_archive,
     resolve_data_dir, write_prepared,
 )
 

@@ -68,7 +68,9 @@ def _md5_files(root: Path) -> dict[str, tuple[str, Path]]:
     for name, paths in _name_index(root).items():
         if name.endswith(".LOFI.md5"):
             for p in paths:
-                kind = "mtg" if "mtg" in str(p.parent.parent.name).lower() or (p.parent.parent / "annotations" / "annotations.txt").exists() else "test"
+                repo = p.parent.parent
+                is_mtg = "mtg" in repo.name.lower() or (repo / "annotations" / "annotations.txt").exists()
+                kind = "mtg" if is_mtg else "test"
                 out[name.split(".")[0]] = (kind, p)
     return out
 
@@ -163,8 +165,11 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
              for n, ps in _name_index(root).items() if n.endswith(".LOFI.mp3")}
     entries = []
     bad_labels = []
-    for split, pairs in (("train", None), ("valid", None), ("test", None)):
-        ids = sorted((d for d, (s, _) in tv.items() if s == split), key=int) if split != "test" else sorted(test, key=int)
+    for split in ("train", "valid", "test"):
+        if split == "test":
+            ids = sorted(test, key=int)
+        else:
+            ids = sorted((d for d, (s, _) in tv.items() if s == split), key=int)
         for did in ids:
             key = test[did] if split == "test" else tv[did][1]
             path = audio.get(did, root / "audio" / f"{did}.LOFI.mp3")

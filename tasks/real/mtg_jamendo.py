@@ -10,7 +10,7 @@ one item per track; the task's window policy cuts 30 s windows and averages thei
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tasks.format import Item
 from tasks.real.common import (

@@ -14,8 +14,8 @@ whose RMS is within 40 dB of the loudest frame), then cut into consecutive 3 s c
 than 3 s is dropped (MARBLE's default). Items are the chunks (``start``/``end`` into the original file).
 
 Splits (MARBLE's are random and unpublished; ours are fixed by hashing, so they do not depend on which other
-files a copy holds). The recording key is its path below FULL, e.g. ``female1/arpeggios/belt/f1_arpeggios_belt_c_a.wav``,
-and ``h = int(sha1("<salt>" + key), 16)``:
+files a copy holds). The recording key is its path below FULL, e.g.
+``female1/arpeggios/belt/f1_arpeggios_belt_c_a.wav``, and ``h = int(sha1("<salt>" + key), 16)``:
 * singer (recording-disjoint, 12:8:5 as MARBLE's 0.2 test then 0.4 valid): ``h % 25`` < 12 train, < 20 valid,
   else test; salt ``vocalset-singer-v1:``.
 * technique (singer-disjoint test): singers f2, f8, m3, m5, m10 -> test; the other 15 singers' recordings
