@@ -117,3 +117,34 @@ def test_real_split_lists_and_jams_parse_to_protocol_counts():
     b2, d2 = gtzan.beats_from_text(SHARED / "GTZAN/gtzan_tempo_beat/beats/gtzan_blues_00029.beats")
     assert b2 == pytest.approx(beats, abs=6e-4) and d2 == pytest.approx(downs, abs=6e-4)
     assert len(gtzan.beats_from_jams(SHARED / "GTZAN/gtzan_rhythm_jams/reggae.00086.jams")[0]) == 15
+
+
+def test_beat_download_falls_back_to_gtzan_tempo_beat(tmp_path, monkeypatch):
+    """The GTZAN-Rhythm server fails (unreachable here); the gtzan_tempo_beat archive is used instead."""
+    import zipfile
+
+    from tasks.real.common import Asset
+
+    root = tmp_path / "GTZAN"
+    make_gtzan(root, beat_formats=False)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with zipfile.ZipFile(mirror / "gtb.zip", "w") as z:
+        for stems in GTZAN_SPLITS.values():
+            for stem in stems:
+                g, n = stem.split(".")
+                z.writestr(f"gtzan_tempo_beat-fd9cafd/beats/gtzan_{g}_{n}.beats",
+                           "".join(f"{b:.3f}\t{1 + i % 4}\n" for i, b in enumerate(gtzan_beats(stem))))
+    monkeypatch.setattr(gtzan, "RHYTHM_ASSET", Asset("GTZAN-Rhythm_v2.tar_.gz", "http://127.0.0.1:9/x.tar_.gz",
+                                                     dest="GTZAN-Rhythm", extract=True))
+    monkeypatch.setattr(gtzan, "BEATS_ASSET", Asset("gtb.zip", (mirror / "gtb.zip").as_uri(),
+                                                    dest="gtzan_tempo_beat", extract=True))
+    # the fixture's split lists are subsets of the real ones (other checksums): accept them as present
+    monkeypatch.setattr(gtzan, "SPLIT_ASSETS", {k: Asset(a.name, f"http://127.0.0.1:9/{a.name}", dest="splits")
+                                                for k, a in gtzan.SPLIT_ASSETS.items()})
+    assert real.validate("beat", root).unlabelled  # nothing yet
+    logs = []
+    real.download("beat", root, log=logs.append)
+    assert any("GTZAN-Rhythm_v2.tar_.gz" in m and "failed" in m for m in logs)
+    rep = real.validate("beat", root)
+    assert not rep.unlabelled and rep.usable == {"train": 10, "valid": 10, "test": 10}

@@ -36,8 +36,15 @@ SPLIT_ASSETS = {
     "test": Asset("test_filtered.txt", f"{_DNN_MGR}/test_filtered.txt",
                   sha256="09cafa6a89ce0a27f30ed250d56ecb4d03c22fffb5a693f96c7ae655ee02ac72", dest="splits"),
 }
-# gtzan_tempo_beat (beats of 999 tracks as text; GTZAN-Rhythm JAMS have no stable public URL). No checksum is
-# published for GitHub's archive; the download is accepted when it unpacks and holds the .beats files.
+# GTZAN-Rhythm v2 (the URL MARBLE v1 uses; no checksum is published) and, when that server fails,
+# TempoBeatDownbeat/gtzan_tempo_beat (the same beats as text; no checksum for GitHub's archive either). Both are
+# accepted when they unpack and hold the annotation files; validate then checks every track's annotation.
+RHYTHM_ASSET = Asset(
+    "GTZAN-Rhythm_v2_ismir2015_lbd_2015-10-28.tar_.gz",
+    "http://anasynth.ircam.fr/home/system/files/attachment_uploads/marchand/private/"
+    "GTZAN-Rhythm_v2_ismir2015_lbd_2015-10-28.tar_.gz",
+    dest="GTZAN-Rhythm", extract=True, what="GTZAN-Rhythm v2 beat annotations (JAMS)",
+)
 BEATS_ASSET = Asset(
     "fd9cafdebb6426fee41c3718791be61306323dd7.zip",
     "https://github.com/TempoBeatDownbeat/gtzan_tempo_beat/archive/fd9cafdebb6426fee41c3718791be61306323dd7.zip",
@@ -60,23 +67,42 @@ GTZAN needs a manual download (the original marsyas/opihi link is dead):
      (coreyker/dnn-mgr @ bdad579, checksummed).
 {LAYOUT}"""
     if task == "beat":
-        s += """
+        s += f"""
   Beat annotations: GTZAN-Rhythm v2 (Marchand & Peeters, DAFx-15), file
-  GTZAN-Rhythm_v2_ismir2015_lbd_2015-10-28.tar_.gz; unpack its jams/ folder anywhere below the data folder.
-  Without it, `prepare` fetches TempoBeatDownbeat/gtzan_tempo_beat (.beats text files, same beat times
-  rounded to 1 ms; reggae.00086 is missing there)."""
+  GTZAN-Rhythm_v2_ismir2015_lbd_2015-10-28.tar_.gz ({RHYTHM_ASSET.url});
+  `prepare --download` fetches and unpacks it, or put its jams/ folder anywhere below the data folder.
+  If that server fails, it fetches TempoBeatDownbeat/gtzan_tempo_beat instead (.beats text files, the same
+  beat times rounded to 1 ms; reggae.00086 is missing there)."""
     return s
 
 
 def assets(task: str, root: Path) -> list[Asset]:
-    out = list(SPLIT_ASSETS.values())
-    if task == "beat" and not _has_jams(root):
-        out.append(BEATS_ASSET)
-    return out
+    return list(SPLIT_ASSETS.values())
 
 
-def _has_jams(root: Path) -> bool:
-    return any(n.endswith(".jams") for n in _name_index(root))
+def after_download(task: str, root: Path, log=print) -> None:
+    """Beat task: fetch GTZAN-Rhythm v2 unless annotations are there; fall back to gtzan_tempo_beat."""
+    from tasks.real.common import download_file, extract_archive
+
+    if task != "beat" or _has_beat_annotations(root):
+        return
+    for asset in (RHYTHM_ASSET, BEATS_ASSET):
+        try:
+            p = download_file(asset, root, log=log)
+        except DatasetMissing as e:
+            log(f"{asset.name}: {e}")
+            continue
+        extract_archive(p, p.parent, log=log)
+        if _has_beat_annotations(root):
+            return
+    log("GTZAN beat annotations could not be fetched; see `instructions('beat')`.")
+
+
+def _has_beat_annotations(root: Path) -> bool:
+    from tasks.real.common import clear_cache
+
+    clear_cache()
+    return any(n.endswith((".jams", ".beats")) for n in _name_index(root))
 
 
 def _audio_index(root: Path) -> dict[str, Path]:
