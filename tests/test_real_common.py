@@ -261,3 +261,9 @@ def test_relative_data_dir_gives_absolute_item_paths(tmp_path, monkeypatch):
     assert Path(it.audio).is_absolute() and resolve(out, it.audio).exists()
     rep = real.validate("emotion", "Emomusic")
     assert "other counts than the protocol's" in rep.text()
+
+
+def test_download_says_what_is_still_missing(tmp_path):
+    logs = []
+    assert real.download("separation", tmp_path / "MUSDB18", log=logs.append) == []
+    assert "still needed" in logs[-1] and "musdbconvert" in logs[-1]

@@ -157,9 +157,12 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
     post = getattr(mod, "after_download", None)
     if post is not None:
         post(task_name, root, log)
-    manual = getattr(mod, "MANUAL", {}).get(task_name)
-    if manual:
-        log(manual)
+    # say what is still missing (GTZAN audio behind a Kaggle login, MUSDB18 behind an access request, ...)
+    clear_cache()
+    try:
+        mod.listing(task_name, root, _options(task_name, None))
+    except (DatasetMissing, MetadataError) as e:
+        log(f"still needed for task {task_name!r}: {e}")
     return got
 
 

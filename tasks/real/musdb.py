@@ -29,7 +29,6 @@ LAYOUT = """\
 Expected below the MUSDB18 data folder (WAV layout, as musdbconvert writes it or MUSDB18-HQ ships it):
   train/<Artist - Title>/{mixture,vocals,drums,bass,other}.wav   (100 tracks: 86 train + 14 valid)
   test/<Artist - Title>/{mixture,vocals,drums,bass,other}.wav    (50 tracks)"""
-MANUAL = {"separation": "MUSDB18 needs an access request on Zenodo; see `instructions('separation')`."}
 
 
 def instructions(task: str) -> str:
