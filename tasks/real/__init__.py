@@ -81,7 +81,7 @@ def _options(task: str, options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def validate(task_name: str, data_dir: str | os.PathLike | None = None, options: dict[str, Any] | None = None,
-             level: str = "header") -> ValidationReport:
+             level: str = "header", progress: bool = False) -> ValidationReport:
     """Check a user's copy: per-split counts against the protocol's, every missing / unreadable / wrong-length
     file by name, and whether the task can run. Never raises for missing data: the report says it.
 
@@ -95,7 +95,7 @@ def validate(task_name: str, data_dir: str | os.PathLike | None = None, options:
     except (DatasetMissing, MetadataError) as e:
         return ValidationReport(dataset=mod.DATASET, task=task_name, data_dir=str(data_dir or ""),
                                 errors=[str(e)])
-    rep, _ = check_listing(listing, level=level)
+    rep, _ = check_listing(listing, level=level, progress=progress)
     return rep
 
 

@@ -323,8 +323,10 @@ def check_file(path: Path, duration: float | None = None, tolerance: float = 1.0
     return None
 
 
-def check_listing(listing: Listing, level: str = "header", workers: int = 8) -> tuple[ValidationReport, list[Entry]]:
-    """Check every entry's files; a bad file is recorded by name and the others go on."""
+def check_listing(listing: Listing, level: str = "header", workers: int = 8,
+                  progress: bool = False) -> tuple[ValidationReport, list[Entry]]:
+    """Check every entry's files; a bad file is recorded by name and the others go on. ``progress`` shows a
+    bar for large datasets (more than 2,000 entries)."""
     rep = ValidationReport(
         dataset=listing.dataset, task=listing.task, data_dir=str(listing.data_dir),
         split_procedure=listing.split_procedure, expected=dict(listing.expected),
@@ -352,7 +354,13 @@ def check_listing(listing: Listing, level: str = "header", workers: int = 8) -> 
         return None
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(one, listing.entries))
+        it = pool.map(one, listing.entries)
+        if progress and len(listing.entries) > 2000:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(listing.entries), desc=f"{listing.dataset}: checking files", file=sys.stderr,
+                      leave=False)
+        results = list(it)
     good: list[Entry] = []
     for e, r in zip(listing.entries, results):
         rep.listed[e.split] = rep.listed.get(e.split, 0) + 1
@@ -389,7 +397,7 @@ def _fingerprint(listing: Listing, good: list[Entry], options: dict[str, Any]) -
 def write_prepared(listing: Listing, out: Path, task_version: int, options: dict[str, Any],
                    level: str = "header", progress: bool = True) -> tuple[Path, ValidationReport]:
     """Write ``out`` (tasks.format) from the usable entries; reuse it when nothing changed since."""
-    rep, good = check_listing(listing, level=level)
+    rep, good = check_listing(listing, level=level, progress=progress)
     if not rep.ok:
         raise DatasetMissing(f"cannot prepare task {listing.task!r}:\n{rep.text()}")
     fp = _fingerprint(listing, good, options)
