@@ -45,6 +45,10 @@ def test_chunks_after_silence_trimming(data, tmp_path):
         assert it.end - it.start == pytest.approx(3.0)
     firsts = [it for it in items if it.id.endswith("_00")]
     assert all(abs(it.start - 1.0) < 0.06 for it in firsts)  # 1 s of leading silence trimmed
+    from mert.audio import read_audio
+
+    wav = read_audio(firsts[0].audio, 16000, firsts[0].start, firsts[0].end)  # what the runner reads
+    assert len(wav) == 48000 and abs(wav).max() > 0.1
     # labels from the folders: m9_caro_vibrato.wav sits in male8, scales_lip_trill.wav in male3
     by_file = {Path(it.audio).name: it.target for it in items}
     assert by_file["m9_caro_vibrato.wav"] == "m8" and by_file["scales_lip_trill.wav"] == "m3"
