@@ -1,0 +1,73 @@
+"""Argument parsing for ``python -m benchmark`` (no logic here; see benchmark.commands)."""
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """The 14 MARBLE tasks as frozen-feature probes: extract every layer once into a cache, train MLP
+probes for all layers and learning rates at once, choose on validation, score once on test, write results
+and leaderboards. Runs offline on the embedded corpus by default; --data real uses the real datasets."""
+
+EPILOG = """examples:
+  python -m benchmark run --task key --model chroma
+  python -m benchmark run --task all --model mfcc --grid fast
+  python -m benchmark run --task genre --model mert-v1-95m --layers 6,7 --seeds 3 probe.max_epochs=50
+  python -m benchmark run --task tagging --model mypkg.mymodule:factory
+  python -m benchmark list-tasks --format md
+"""
+
+
+def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
+    from benchmark.registry import DEFAULT_MODEL
+
+    p.add_argument("--task", action="append", default=[], metavar="NAME",
+                   help="task name (repeatable, comma lists allowed) or 'all'")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"representation: a name from list-models, random:PRESET, pkg.module:factory, a hub id, "
+                        f"folder or checkpoint (default {DEFAULT_MODEL})")
+    p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
+                   help="data source (default embedded)")
+    p.add_argument("--size", choices=("standard", "tiny"), default="standard", help="embedded corpus size")
+    p.add_argument("--data-dir", default=None,
+                   help="real: the dataset folder (default $MERT_BENCH_DATA/<dataset>); embedded: the corpus home; "
+                        "prepared: a prepared folder")
+    p.add_argument("--cache-dir", default=None, help="feature cache (default $MERT_BENCH_HOME/features)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use N items per split (smoke runs)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default features.device = cpu)")
+    p.add_argument("--config", default=None, metavar="FILE", help="yaml with probe/features/beat/separation keys")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no log lines")
+    if probe:
+        p.add_argument("--layers", default=None, help="'all' (default) or a comma list of layer indices")
+        p.add_argument("--seeds", type=int, default=None, help="number of probe seeds (default 1)")
+        p.add_argument("--grid", choices=("full", "fast"), default="full", help="probe grid (default full)")
+        p.add_argument("--results-dir", default="results", help="where runs/ and leaderboards go (default results)")
+        p.add_argument("--overwrite", choices=("never", "only-missing", "always"), default="only-missing",
+                       help="existing results: never replace / replace when the config differs (default) / always")
+        p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (offline without a login)")
+        p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboards")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. probe.max_epochs=5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _common(sub.add_parser("run", help="extract features, train probes, score, write results and leaderboards"))
+    _common(sub.add_parser("extract", help="extract features into the cache only"), probe=False)
+    _common(sub.add_parser("probe", help="train probes and score from cached features only (no model runs)"))
+    p = sub.add_parser("list-tasks", help="the tasks with dataset, type, metrics, main score and version")
+    p.add_argument("--format", choices=("table", "md", "csv"), default="table")
+    sub.add_parser("list-models", help="the registered representations")
+    p = sub.add_parser("leaderboard", help="regenerate the leaderboards from results/runs")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--no-plots", action="store_true")
+    p = sub.add_parser("prepare", help="build the embedded corpus or prepare a real dataset")
+    p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
+    p.add_argument("--data", choices=("embedded", "real"), default="embedded")
+    p.add_argument("--size", choices=("standard", "tiny"), default="standard")
+    p.add_argument("--data-dir", default=None, help="embedded: corpus home; real: the dataset folder")
+    p.add_argument("--download", action="store_true", help="real: download what is public first")
+    p = sub.add_parser("validate", help="check a real dataset's files and splits")
+    p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
+    p.add_argument("--data-dir", default=None, help="the dataset folder (default $MERT_BENCH_DATA/<dataset>)")
+    return parser

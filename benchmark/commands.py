@@ -1,0 +1,135 @@
+"""The subcommands of ``python -m benchmark``; heavy modules are imported inside each command."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _options(args, **extra):
+    from benchmark.runner import RunOptions
+
+    return RunOptions(
+        model=args.model, tasks=args.task or [], data=args.data, size=args.size, data_dir=args.data_dir,
+        results_dir=getattr(args, "results_dir", "results"), cache_dir=args.cache_dir, limit=args.limit,
+        overwrite=getattr(args, "overwrite", "only-missing"), grid=getattr(args, "grid", "full"),
+        seeds=getattr(args, "seeds", None), layers=getattr(args, "layers", None), device=args.device,
+        config_file=args.config, overrides=list(args.overrides or []), wandb=getattr(args, "wandb", False),
+        progress=not args.no_progress and sys.stderr.isatty(), quiet=args.quiet,
+        leaderboard=not getattr(args, "no_leaderboard", False), **extra)
+
+
+def _need_task(args) -> None:
+    if not args.task:
+        raise SystemExit("error: --task NAME is required (or --task all); see `python -m benchmark list-tasks`")
+
+
+def cmd_run(args) -> int:
+    from benchmark.runner import print_table, run
+
+    _need_task(args)
+    results = run(_options(args))
+    print_table(results)
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from benchmark.runner import print_table, run
+
+    _need_task(args)
+    print_table(run(_options(args, cached_only=True)))
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from benchmark.runner import run
+
+    _need_task(args)
+    for r in run(_options(args, extract_only=True)):
+        print(json.dumps(r))
+    return 0
+
+
+def cmd_list_tasks(args) -> int:
+    from tasks import all_tasks
+
+    cols = ("name", "dataset", "type", "metrics", "main_score", "window", "version")
+    rows = [(s.name, s.dataset, s.type, " ".join(s.metrics), s.main_score,
+             s.window + (f" {s.window_s:g}s" if s.window == "window" else ""), str(s.version)) for s in all_tasks()]
+    if args.format == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows(rows)
+    elif args.format == "md":
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+        for r in (cols, *rows):
+            print("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_list_models(args) -> int:
+    from benchmark.registry import DEFAULT_MODEL, list_models
+
+    entries = list_models()
+    w = max(len(e.name) for e in entries)
+    for e in entries:
+        mark = " (default)" if e.name == DEFAULT_MODEL else ""
+        print(f"{e.name.ljust(w)}  {e.kind.ljust(11)}  {e.description}{mark}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from benchmark.results import write_leaderboards
+
+    path = write_leaderboards(args.results_dir, plots=not args.no_plots)
+    print(path.with_suffix(".md").read_text())
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from benchmark.runner import resolve_tasks
+
+    _need_task(args)
+    for spec in resolve_tasks(args.task):
+        if args.data == "embedded":
+            import tasks.embedded as emb
+
+            path = emb.prepare(spec.name, size=args.size, home=args.data_dir)
+        else:
+            import tasks.real as real
+            from benchmark.features import home
+
+            if args.download:
+                real.download(spec.name, args.data_dir)
+            path = real.prepare(spec.name, args.data_dir, home() / "prepared-real" / f"{spec.name}-v{spec.version}")
+        print(f"{spec.name}: {path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    import tasks.real as real
+    from benchmark.runner import resolve_tasks
+
+    _need_task(args)
+    ok = True
+    for spec in resolve_tasks(args.task):
+        try:
+            report = real.validate(spec.name, args.data_dir)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"{spec.name}: {e}")
+            ok = False
+            continue
+        print(report.text())
+        ok &= bool(report.ok)
+    return 0 if ok else 1
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "extract": cmd_extract, "list-tasks": cmd_list_tasks,
+            "list-models": cmd_list_models, "leaderboard": cmd_leaderboard, "prepare": cmd_prepare,
+            "validate": cmd_validate}

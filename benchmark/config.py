@@ -1,0 +1,195 @@
+"""Run configuration: omegaconf structured configs, merged in one documented order.
+
+    defaults (the dataclasses below)
+      <- task        (benchmark defaults per task type, then TaskSpec.probe of the task)
+      <- model       (the representation's ``config_overrides``, e.g. a smaller extraction batch)
+      <- grid        (``--grid full|fast``)
+      <- --config FILE (yaml with the same sections)
+      <- command-line ``KEY=VALUE`` overrides (``probe.max_epochs=5``)
+
+Every layer is merged into a struct config: a key that does not exist is an error naming the key and the
+valid ones. There is one config per run, never a file per model x task.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FULL_LRS = [5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2]
+
+
+@dataclass
+class ProbeConfig:
+    hidden: int = 512                 # MLP D -> hidden -> ReLU -> Dropout -> C
+    dropout: float = 0.2
+    batch_size: int = 64              # rows per Adam step (clips / windows)
+    frame_batch_size: int = 1024      # rows per step for frame-level tasks (beat)
+    lrs: list[float] = field(default_factory=lambda: list(FULL_LRS))
+    max_epochs: int = 100
+    min_epochs: int = 1
+    patience: int = 10                # early stopping: epochs without a better validation main score
+    plateau_patience: int = 3         # lr halved after this many epochs without improvement
+    plateau_factor: float = 0.5
+    weight_decay: float = 0.0
+    layers: str = "all"               # "all" or a comma list of layer indices ("6,7")
+    weighted_sum: bool = True         # also train a softmax-weighted sum of all layers
+    seeds: int = 1
+    standardize: bool = True          # z-score features with train statistics (per layer and dimension)
+    eval_batch_rows: int = 8192
+
+
+@dataclass
+class FeatureConfig:
+    batch_seconds: float = 240.0      # audio seconds per model batch (padding included)
+    max_chunk_s: float = 30.0         # longer audio is cut into chunks of at most this for the model
+    shard_items: int = 64             # items per cache shard (the unit of resume)
+    device: str = "cpu"               # cpu, cuda, cuda:1, mps
+    min_seconds: float = 0.1          # shorter items are skipped ("too short")
+    silence_peak: float = 1e-4        # items whose peak amplitude is below this are skipped ("silent")
+    max_skip_fraction: float = 0.05   # more skipped items than this in a split fails the run
+
+
+@dataclass
+class BeatConfig:
+    widen: int = 1                    # target 1 at the beat frame, 0.5 at +-widen frames (MARBLE/madmom)
+    tracker: str = "librosa-dp"       # dynamic-programming tracker of librosa.beat.beat_track
+    tightness: float = 100.0
+    start_bpm: float = 120.0
+    peak_threshold: float = 0.5       # peak picking used as the fast per-epoch validation score
+
+
+@dataclass
+class SeparationConfig:
+    hidden: int = 512                 # LSTM units (MARBLE: 3 x 512)
+    num_layers: int = 3
+    n_fft: int = 1024
+    hop: int = 256
+    segment_s: float = 6.0            # training segments
+    lr: float = 1e-3
+    batch_size: int = 8
+    max_epochs: int = 60
+    patience: int = 8
+    steps_per_epoch: int = 50
+    layer: str = "weighted"           # "weighted" (softmax sum of layers) or a layer index
+
+
+@dataclass
+class BenchConfig:
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    beat: BeatConfig = field(default_factory=BeatConfig)
+    separation: SeparationConfig = field(default_factory=SeparationConfig)
+
+
+# probe grids (--grid)
+GRIDS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "fast": {"probe": {"lrs": [1e-3, 5e-3], "max_epochs": 30, "patience": 5, "plateau_patience": 2},
+             "separation": {"max_epochs": 10, "patience": 3, "steps_per_epoch": 20, "hidden": 128,
+                            "num_layers": 2}},
+}
+
+# benchmark defaults per task type (applied before the TaskSpec's own probe overrides)
+TASK_TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "beat": {"probe": {"max_epochs": 60}},
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _valid_keys(node, prefix: str = "") -> list[str]:
+    from omegaconf import DictConfig
+
+    out = []
+    for k in node.keys():
+        v = node[k]
+        if isinstance(v, DictConfig):
+            out += _valid_keys(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _merge(cfg, update, source: str):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    try:
+        return OmegaConf.merge(cfg, update)
+    except (ConfigKeyError, ConfigAttributeError) as e:
+        key = getattr(e, "full_key", None) or str(e)
+        raise ConfigError(
+            f"unknown config key {key!r} (from {source}). Valid keys: {', '.join(_valid_keys(cfg))}"
+        ) from None
+    except ValidationError as e:
+        raise ConfigError(f"bad config value from {source}: {e}") from None
+
+
+def task_overrides(spec) -> dict[str, Any]:
+    """The task layer: type defaults, then TaskSpec.probe (flat probe keys, or dotted 'section.key')."""
+    out: dict[str, Any] = json.loads(json.dumps(TASK_TYPE_DEFAULTS.get(spec.type, {})))
+    for k, v in (spec.probe or {}).items():
+        section, _, key = k.rpartition(".")
+        out.setdefault(section or "probe", {})[key] = v
+    return out
+
+
+def resolve_config(spec=None, model_overrides: dict | None = None, grid: str = "full",
+                   config_file: str | None = None, overrides: list[str] | None = None):
+    """The merged, validated config (a struct DictConfig) for one (task, model) run."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.structured(BenchConfig)
+    OmegaConf.set_struct(cfg, True)
+    if spec is not None:
+        cfg = _merge(cfg, task_overrides(spec), f"task {spec.name!r}")
+    if model_overrides:
+        cfg = _merge(cfg, model_overrides, "the model's config_overrides")
+    if grid not in GRIDS:
+        raise ConfigError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
+    cfg = _merge(cfg, GRIDS[grid], f"--grid {grid}")
+    if config_file:
+        try:
+            file_cfg = OmegaConf.load(config_file)
+        except FileNotFoundError:
+            raise ConfigError(f"--config {config_file}: file not found") from None
+        cfg = _merge(cfg, file_cfg, f"--config {config_file}")
+    if overrides:
+        for o in overrides:
+            if "=" not in o:
+                raise ConfigError(f"override {o!r} is not KEY=VALUE (e.g. probe.max_epochs=5)")
+        cfg = _merge(cfg, OmegaConf.from_dotlist(list(overrides)), "the command line")
+    return cfg
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def config_hash(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_layers(text: str, num_layers: int) -> list[int]:
+    """'all' -> every layer; '6,7' -> [6, 7]; '-1' counts from the end."""
+    if text in ("all", "", None):
+        return list(range(num_layers))
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            i = int(part)
+        except ValueError:
+            raise ConfigError(f"--layers: {part!r} is not a layer index (use 'all' or e.g. '6,7')") from None
+        if i < 0:
+            i += num_layers
+        if not 0 <= i < num_layers:
+            raise ConfigError(f"--layers: layer {part} does not exist (the model has layers 0..{num_layers - 1})")
+        out.append(i)
+    return sorted(set(out))

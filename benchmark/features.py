@@ -1,0 +1,326 @@
+"""Feature extraction into a content-addressed, resumable cache.
+
+Every audio file of a split is decoded once; the representation runs once per (task, split) for all layers
+in padded batches (with lengths, so padding never changes a feature); windows are pooled, frame-level
+tasks keep their frames. Results are float16 arrays ``[rows, layers, dim]`` in shards of
+``features.shard_items`` items, each written atomically, so a killed extraction keeps every finished shard
+and the next run resumes after them. A split whose shards all exist does no model work at all.
+
+Rows by window policy (TaskSpec.window):
+
+- ``clip``: one row per item, the pooled frames of the whole item (audio longer than
+  ``features.max_chunk_s`` goes through the model in chunks of at most that length, frames concatenated);
+- ``window``: one row per window of ``window_s`` (hop ``window_hop_s``, default the window length; a tail of
+  at least half a window gets a last window ending at the item's end; an item shorter than one window is one
+  window);
+- ``frames``: one row per model frame, with its time in seconds from the item start.
+
+Pooling: ``mean`` over frames, or ``mean_std`` (mean and standard deviation concatenated, 2 x dim) when the
+representation asks for it (the handcrafted baselines).
+
+Cache key (sha256 of a JSON recipe): representation name + identity (weights hash), pooling, task name +
+version, data source + source version, split, the digest of the split's item records (ids, audio paths,
+excerpts; so ``--limit`` subsets get their own entry), window policy and lengths, chunk length, sample rate,
+the skip rules and the cache format version. Location: ``--cache-dir`` or ``$MERT_BENCH_HOME/features``
+(default ``~/.cache/mert-bench/features``).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_FORMAT = 1
+
+
+class ExtractionError(RuntimeError):
+    pass
+
+
+@dataclass
+class SplitFeatures:
+    """Cached features of one split. ``owner[r]`` is the index into ``items`` of row ``r``."""
+
+    split: str
+    x: np.ndarray                      # [R, L, D] float16
+    owner: np.ndarray                  # [R] int64
+    times: np.ndarray | None           # [R] float32 seconds (frame-level tasks)
+    items: list                        # tasks.format.Item, all items of the split (after --limit)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    model_calls: int = 0
+    seconds: float = 0.0
+    cache_dir: str = ""
+
+    @property
+    def kept(self) -> np.ndarray:
+        k = np.zeros(len(self.items), dtype=bool)
+        k[np.unique(self.owner)] = True
+        return k
+
+
+def home() -> Path:
+    return Path(os.environ.get("MERT_BENCH_HOME") or Path.home() / ".cache" / "mert-bench")
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    return Path(cache_dir) if cache_dir else home() / "features"
+
+
+def select_items(items: list, limit: int | None) -> list:
+    """``--limit N``: N items spread evenly over the split (not the first N, which may share a class)."""
+    if not limit or limit >= len(items):
+        return items
+    idx = np.unique(np.linspace(0, len(items) - 1, int(limit)).round().astype(int))
+    return [items[i] for i in idx]
+
+
+def items_digest(items: list) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps([it.id, it.audio, it.start, it.end]).encode())
+    return h.hexdigest()
+
+
+def recipe(rep, spec, meta: dict, split: str, items: list, fcfg) -> dict[str, Any]:
+    frames = spec.window == "frames"
+    return {
+        "cache_format": CACHE_FORMAT,
+        "representation": str(rep.name),
+        "identity": str(rep.identity()),
+        "pooling": None if frames else getattr(rep, "pooling", "mean"),
+        "sample_rate": int(rep.sample_rate),
+        "task": spec.key,
+        "source": meta.get("source"),
+        "source_version": meta.get("source_version"),
+        "split": split,
+        "items": items_digest(items),
+        "num_items": len(items),
+        "window": spec.window,
+        "window_s": spec.window_s if spec.window == "window" else None,
+        "window_hop_s": spec.window_hop_s if spec.window == "window" else None,
+        "max_chunk_s": float(fcfg.max_chunk_s),
+        "min_seconds": float(fcfg.min_seconds),
+        "silence_peak": float(fcfg.silence_peak),
+    }
+
+
+def recipe_key(r: dict) -> str:
+    return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _segments(n: int, sr: int, spec, fcfg) -> list[tuple[int, int]]:
+    """(start, end) sample ranges that go through the model for an item of ``n`` samples."""
+    if spec.window == "window":
+        win = int(round(spec.window_s * sr))
+        hop = int(round((spec.window_hop_s or spec.window_s) * sr))
+        if n <= win:
+            return [(0, n)]
+        starts = list(range(0, n - win + 1, hop))
+        if n - (starts[-1] + win) >= win / 2:
+            starts.append(n - win)
+        return [(s, s + win) for s in starts]
+    chunk = int(round(fcfg.max_chunk_s * sr))
+    bounds = list(range(0, n, chunk)) + [n]
+    segs = list(zip(bounds[:-1], bounds[1:]))
+    if len(segs) > 1 and segs[-1][1] - segs[-1][0] < sr:  # merge a tail under 1 s into the previous chunk
+        segs[-2:] = [(segs[-2][0], n)]
+    return segs
+
+
+def _pool(frames: np.ndarray, how: str) -> np.ndarray:
+    """frames [T', L, D] -> [L, D] (mean) or [L, 2D] (mean_std)."""
+    mean = frames.mean(0)
+    if how == "mean":
+        return mean
+    if how == "mean_std":
+        return np.concatenate([mean, frames.std(0)], axis=-1)
+    raise ValueError(f"unknown pooling {how!r} (use 'mean' or 'mean_std')")
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    from tasks.format import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class _Runner:
+    """Runs the representation on padded batches of segments; counts model calls."""
+
+    def __init__(self, rep, fcfg):
+        self.rep = rep
+        self.fcfg = fcfg
+        self.calls = 0
+
+    def run(self, segs: list[np.ndarray]) -> list[np.ndarray]:
+        """segments (1-d float arrays) -> per segment frames [T', L, D] float32 (numpy)."""
+        import torch
+
+        sr = int(self.rep.sample_rate)
+        budget = int(self.fcfg.batch_seconds * sr)
+        order = sorted(range(len(segs)), key=lambda i: -len(segs[i]))
+        out: list[np.ndarray | None] = [None] * len(segs)
+        i = 0
+        while i < len(order):
+            longest = len(segs[order[i]])
+            size = max(1, budget // max(longest, 1))
+            batch = order[i:i + size]
+            i += len(batch)
+            wav = torch.zeros(len(batch), longest)
+            lengths = torch.tensor([len(segs[j]) for j in batch], dtype=torch.long)
+            for b, j in enumerate(batch):
+                wav[b, : len(segs[j])] = torch.from_numpy(segs[j])
+            layers, flen = self.rep(wav, lengths)
+            self.calls += 1
+            if len(layers) != int(self.rep.num_layers):
+                raise ExtractionError(
+                    f"representation {self.rep.name!r} returned {len(layers)} layers, declared num_layers="
+                    f"{self.rep.num_layers}")
+            stacked = torch.stack([h.detach().float().cpu() for h in layers], dim=2)  # [B, T', L, D]
+            for b, j in enumerate(batch):
+                out[j] = stacked[b, : int(flen[b])].numpy()
+        return out  # type: ignore[return-value]
+
+
+def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: int | None = None,
+                  progress: bool = True, log=print, cached_only: bool = False) -> SplitFeatures:
+    """Features of one split, from the cache where present, extracting only the missing shards."""
+    from mert.audio import AudioError, read_audio
+    from tasks.format import atomic_write_text, read_meta, read_split, resolve
+
+    data_dir = Path(data_dir)
+    meta = read_meta(data_dir)
+    items = select_items(read_split(data_dir, split), limit)
+    if not items:
+        raise ExtractionError(f"{data_dir / (split + '.jsonl')}: split {split!r} has no items")
+    rec = recipe(rep, spec, meta, split, items, fcfg)
+    key = recipe_key(rec)
+    folder = cache_root(cache_dir) / spec.name / f"{_slug(rep.name)}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "recipe.json"
+    if not manifest.exists():
+        atomic_write_text(manifest, json.dumps(rec, indent=1, sort_keys=True) + "\n")
+
+    n_shards = math.ceil(len(items) / fcfg.shard_items)
+    runner = _Runner(rep, fcfg)
+    sr = int(rep.sample_rate)
+    pooling = rec["pooling"]
+    t0 = time.time()
+    missing = [s for s in range(n_shards) if not (folder / f"shard-{s:05d}.npz").exists()]
+    bar = None
+    if missing and cached_only:
+        raise ExtractionError(f"[{spec.name}/{split}] {len(missing)} of {n_shards} feature shards of {rep.name!r} "
+                              f"are not cached in {folder}; run `python -m benchmark extract` (or run) first")
+    if missing:
+        log(f"[{spec.name}/{split}] extracting {rep.name}: {len(missing)} of {n_shards} shards missing "
+            f"({len(items)} items) -> {folder}")
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(min(fcfg.shard_items, len(items) - s * fcfg.shard_items) for s in missing),
+                       desc=f"{spec.name}/{split}", unit="item", leave=False)
+    for s in missing:
+        lo, hi = s * fcfg.shard_items, min(len(items), (s + 1) * fcfg.shard_items)
+        skipped, seg_audio, seg_meta = [], [], []
+        for gi in range(lo, hi):
+            it = items[gi]
+            path = resolve(data_dir, it.audio)
+            try:
+                wav = read_audio(path, sr, it.start, it.end)
+            except (AudioError, FileNotFoundError) as e:
+                skipped.append({"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"})
+                continue
+            if len(wav) < fcfg.min_seconds * sr:
+                skipped.append({"id": it.id, "audio": str(path),
+                                "reason": f"too short: {len(wav) / sr:.3f} s < {fcfg.min_seconds} s"})
+                continue
+            peak = float(np.abs(wav).max())
+            if peak < fcfg.silence_peak:
+                skipped.append({"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"})
+                continue
+            for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):
+                seg_audio.append(np.ascontiguousarray(wav[a:b], dtype=np.float32))
+                seg_meta.append((gi, k, a))
+        frames = runner.run(seg_audio) if seg_audio else []
+        rows, owner, times = [], [], []
+        by_item: dict[int, list[int]] = {}
+        for j, (gi, k, a) in enumerate(seg_meta):
+            by_item.setdefault(gi, []).append(j)
+        for gi, js in by_item.items():
+            if sum(len(frames[j]) for j in js) == 0:
+                it = items[gi]
+                skipped.append({"id": it.id, "audio": str(resolve(data_dir, it.audio)),
+                                "reason": "too short for the model (no frames)"})
+                continue
+            if spec.window == "clip":
+                rows.append(_pool(np.concatenate([frames[j] for j in js]), pooling)[None])
+                owner.append(np.array([gi]))
+            elif spec.window == "window":
+                for j in js:
+                    if len(frames[j]):
+                        rows.append(_pool(frames[j], pooling)[None])
+                        owner.append(np.array([gi]))
+            else:
+                for j in js:
+                    f = frames[j]
+                    rows.append(f)
+                    owner.append(np.full(len(f), gi))
+                    times.append(seg_meta[j][2] / sr + np.arange(len(f)) / float(rep.frame_rate))
+        x = np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, rep.num_layers, 0), np.float16)
+        if not np.isfinite(x).all():
+            raise ExtractionError(f"representation {rep.name!r} produced non-finite or float16-overflowing "
+                                  f"features in {spec.name}/{split} shard {s}")
+        _save_npz(folder / f"shard-{s:05d}.npz", x=x,
+                  owner=np.concatenate(owner).astype(np.int64) if owner else np.zeros(0, np.int64),
+                  times=np.concatenate(times).astype(np.float32) if times else np.zeros(0, np.float32),
+                  skipped=np.array(json.dumps(skipped)))
+        if bar is not None:
+            bar.update(hi - lo)
+    if bar is not None:
+        bar.close()
+    feats = load_split(folder, split, items, n_shards, frames=spec.window == "frames")
+    feats.model_calls = runner.calls
+    feats.seconds = time.time() - t0
+    check_skipped(feats, spec, fcfg)
+    return feats
+
+
+def load_split(folder: Path, split: str, items: list, n_shards: int, frames: bool) -> SplitFeatures:
+    xs, owners, times, skipped = [], [], [], []
+    for s in range(n_shards):
+        with np.load(folder / f"shard-{s:05d}.npz") as z:
+            if z["x"].shape[0]:
+                xs.append(z["x"])
+            owners.append(z["owner"])
+            times.append(z["times"])
+            skipped += json.loads(str(z["skipped"]))
+    if not xs:
+        raise ExtractionError(f"split {split!r}: every item was skipped: "
+                              + "; ".join(f"{d['audio']}: {d['reason']}" for d in skipped[:10]))
+    return SplitFeatures(split=split, x=np.concatenate(xs), owner=np.concatenate(owners),
+                         times=np.concatenate(times) if frames else None, items=items, skipped=skipped,
+                         cache_dir=str(folder))
+
+
+def check_skipped(feats: SplitFeatures, spec, fcfg) -> None:
+    n = len(feats.items)
+    if feats.skipped and len(feats.skipped) / n > fcfg.max_skip_fraction:
+        listing = "\n".join(f"  {d['audio']}: {d['reason']}" for d in feats.skipped)
+        raise ExtractionError(
+            f"{spec.name}/{feats.split}: {len(feats.skipped)} of {n} items skipped "
+            f"({len(feats.skipped) / n:.1%} > {fcfg.max_skip_fraction:.0%} allowed, features.max_skip_fraction):\n"
+            f"{listing}")
+
+
+def _slug(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return keep[:60] or "model"

@@ -1,0 +1,333 @@
+"""MLP probes for every layer and learning rate at once.
+
+The probe of the MARBLE constrained protocol is Linear(D -> 512) -> ReLU -> Dropout(0.2) -> Linear(512 -> C),
+trained with Adam (batch 64) for each learning rate of the grid, the lr halved on a validation plateau,
+early stopping on the validation main score, and the best-validation state scored once on test; on every
+single layer and on a softmax-weighted sum of layers.
+
+Instead of one run per (layer, lr) as MARBLE does, all of them (the *members*) train as one batched model:
+stacked weights ``W1 [M, D, H]``, ``W2 [M, H, C]``, one ``torch.bmm`` per layer per mini-batch. Member m reads
+its input through a mixing row ``A[m] [L]`` (one-hot for a single-layer probe, softmax of learned weights for
+the weighted sum): ``x_m = einsum('bld,ml->mbd', x, A)``. Members share the mini-batch order (one sweep per
+seed, so seeds differ in order, initialisation and dropout) and nothing else: their losses are summed, so
+each member's gradient is its own; Adam is elementwise, and the per-member learning rate, plateau halving
+and early stopping are a per-member lr vector in a batched Adam step (a stopped member gets lr 0 and keeps
+its best state). Selection: the (layer, lr) with the best validation main score, averaged over seeds.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Member:
+    layer: int | None  # None: softmax-weighted sum of the probed layers
+    lr: float
+
+    @property
+    def layer_key(self) -> str:
+        return "weighted" if self.layer is None else str(self.layer)
+
+
+@dataclass
+class SweepResult:
+    members: list[Member]
+    seeds: list[int]
+    valid: list[list[dict[str, float]]]     # [seed][member] -> metrics (best-validation state)
+    test: list[list[dict[str, float]]]
+    best_epoch: list[list[int]]
+    epochs_run: list[int]
+    layer_weights: list[list[float]] = field(default_factory=list)   # per seed, first weighted member
+    seconds: float = 0.0
+
+
+class Standardizer:
+    """Per (layer, dimension) z-scoring with train statistics, applied to float16 rows on the fly."""
+
+    def __init__(self, x: np.ndarray, layers: list[int], enabled: bool = True, chunk: int = 4096):
+        import torch
+
+        L, D = len(layers), x.shape[2]
+        if enabled:
+            s = np.zeros((L, D)); s2 = np.zeros((L, D))
+            for i in range(0, len(x), chunk):
+                b = x[i:i + chunk][:, layers].astype(np.float64)
+                s += b.sum(0); s2 += (b ** 2).sum(0)
+            mean = s / len(x)
+            std = np.sqrt(np.maximum(s2 / len(x) - mean ** 2, 0)) + 1e-5
+        else:
+            mean, std = np.zeros((L, D)), np.ones((L, D))
+        self.layers = layers
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.inv = torch.tensor(1 / std, dtype=torch.float32)
+
+    def __call__(self, x_rows: np.ndarray, device):
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(x_rows[:, self.layers])).to(device).float()
+        return (x - self.mean.to(device)) * self.inv.to(device)
+
+
+class BatchedMLP:
+    """M independent MLP probes with stacked parameters; layer mixing per member."""
+
+    def __init__(self, members: list[Member], num_layers: int, dim: int, hidden: int, out: int, dropout: float,
+                 layer_pos: dict[int, int], device="cpu"):
+        import torch
+
+        self.M = len(members)
+        self.dropout = dropout
+        onehot = torch.zeros(self.M, num_layers)
+        self.weighted = torch.tensor([m.layer is None for m in members])
+        for i, m in enumerate(members):
+            if m.layer is not None:
+                onehot[i, layer_pos[m.layer]] = 1.0
+        self.onehot = onehot.to(device)
+
+        def uni(shape, fan_in):
+            b = 1 / math.sqrt(fan_in)
+            return (torch.rand(*shape, device=device) * 2 - 1) * b
+
+        self.params = {
+            "W1": uni((self.M, dim, hidden), dim), "b1": uni((self.M, 1, hidden), dim),
+            "W2": uni((self.M, hidden, out), hidden), "b2": uni((self.M, 1, out), hidden),
+            "mix": torch.zeros(self.M, num_layers, device=device),  # softmax weights (used by weighted members)
+        }
+        for p in self.params.values():
+            p.requires_grad_(True)
+
+    def mixing(self):
+        import torch
+
+        soft = torch.softmax(self.params["mix"], dim=1)
+        return torch.where(self.weighted.to(soft.device)[:, None], soft, self.onehot)
+
+    def forward(self, x, train: bool):
+        """x [B, L, D] -> [M, B, C]."""
+        import torch
+        import torch.nn.functional as F
+
+        p = self.params
+        xm = torch.einsum("bld,ml->mbd", x, self.mixing())
+        h = torch.relu(torch.baddbmm(p["b1"], xm, p["W1"]))
+        if train and self.dropout > 0:
+            h = F.dropout(h, self.dropout, training=True)
+        return torch.baddbmm(p["b2"], h, p["W2"])
+
+    def state(self) -> dict:
+        return {k: v.detach().clone() for k, v in self.params.items()}
+
+
+class BatchedAdam:
+    """Adam over stacked member parameters with a learning rate per member (dim 0)."""
+
+    def __init__(self, params: dict, lrs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        import torch
+
+        self.params = params
+        self.lr = torch.as_tensor(lrs, dtype=torch.float32, device=next(iter(params.values())).device).clone()
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.wd = weight_decay
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    def step(self):
+        import torch
+
+        self.t += 1
+        bc1 = 1 - self.b1 ** self.t
+        bc2 = 1 - self.b2 ** self.t
+        with torch.no_grad():
+            for k, p in self.params.items():
+                g = p.grad
+                if g is None:
+                    continue
+                if self.wd:
+                    g = g.add(p, alpha=self.wd)
+                self.m[k].mul_(self.b1).add_(g, alpha=1 - self.b1)
+                self.v[k].mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+                lr = self.lr.view(-1, *([1] * (p.dim() - 1)))
+                p.sub_(lr * (self.m[k] / bc1) / ((self.v[k] / bc2).sqrt_().add_(self.eps)))
+                p.grad = None
+
+
+def _forward_rows(model, std, x: np.ndarray, device, max_elems: int = 1 << 25):
+    """All rows of x through every member in chunks -> [M, R, C] (cpu)."""
+    import torch
+
+    width = max(model.params["W1"].shape[1], model.params["W1"].shape[2])
+    chunk = max(64, max_elems // max(1, model.M * width))
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            outs.append(model.forward(std(x[i:i + chunk], device), train=False).cpu())
+    return torch.cat(outs, 1)
+
+
+def unit_outputs(head, row_out, data):
+    """[M, R, C] row outputs -> [M, U, C] unit outputs (mean over a unit's rows)."""
+    import torch
+
+    if head.type == "beat":
+        return row_out
+    idx = data["unit_idx"]
+    M, R, C = row_out.shape
+    out = torch.zeros(M, data["n_units"], C).index_add_(1, idx, row_out)
+    cnt = torch.zeros(data["n_units"]).index_add_(0, idx, torch.ones(R))
+    return out / cnt[None, :, None]
+
+
+def make_members(layers: list[int], lrs: list[float], weighted_sum: bool) -> list[Member]:
+    members = [Member(l, float(lr)) for l in layers for lr in lrs]
+    if weighted_sum and len(layers) > 1:
+        members += [Member(None, float(lr)) for lr in lrs]
+    return members
+
+
+def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers: list[int], seeds: list[int],
+                device: str = "cpu", log=None, epoch_callback=None) -> SweepResult:
+    """Train every (layer, lr) member for each seed; score each member's best-validation state."""
+    import torch
+
+    t0 = time.time()
+    members = make_members(layers, list(pcfg.lrs), bool(pcfg.weighted_sum))
+    xtr = train["feats"].x
+    std = Standardizer(xtr, layers, bool(pcfg.standardize))
+    layer_pos = {l: i for i, l in enumerate(layers)}
+    frames = head.type == "beat"
+    bs = int(pcfg.frame_batch_size if frames else pcfg.batch_size)
+    res = SweepResult(members=members, seeds=list(seeds), valid=[], test=[], best_epoch=[], epochs_run=[])
+    for seed in seeds:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = BatchedMLP(members, len(layers), xtr.shape[2], int(pcfg.hidden), head.out_dim(),
+                           float(pcfg.dropout), layer_pos, device)
+        opt = BatchedAdam(model.params, [m.lr for m in members], weight_decay=float(pcfg.weight_decay))
+        base_lr = opt.lr.clone()
+        M = len(members)
+        best = np.full(M, -np.inf)
+        best_epoch = np.zeros(M, dtype=int)
+        since = np.zeros(M, dtype=int)
+        active = np.ones(M, dtype=bool)
+        best_state = model.state()
+        y = train["y_rows"]
+        epoch = 0
+        for epoch in range(int(pcfg.max_epochs)):
+            perm = rng.permutation(len(xtr))
+            for i in range(0, len(perm), bs):
+                idx = np.sort(perm[i:i + bs])
+                out = model.forward(std(xtr[idx], device), train=True)
+                loss = head.loss(out, y[idx].to(device))
+                loss.sum().backward()
+                opt.step()
+            score = head.fast_scores(unit_outputs(head, _forward_rows(model, std, valid["feats"].x, device), valid),
+                                     valid)
+            score = np.where(np.isfinite(score), score, -np.inf)
+            improved = (score > best) & active
+            best[improved] = score[improved]
+            best_epoch[improved] = epoch
+            since[improved] = 0
+            since[~improved & active] += 1
+            if improved.any():
+                imp = torch.from_numpy(improved).to(device)
+                with torch.no_grad():
+                    for k, v in model.params.items():
+                        best_state[k] = torch.where(imp.view(-1, *([1] * (v.dim() - 1))), v.detach(), best_state[k])
+            halve = active & (since > 0) & (since % int(pcfg.plateau_patience) == 0)
+            opt.lr[torch.from_numpy(halve).to(device)] *= float(pcfg.plateau_factor)
+            stop = active & (since >= int(pcfg.patience)) & (epoch + 1 >= int(pcfg.min_epochs))
+            active &= ~stop
+            opt.lr[torch.from_numpy(~active).to(device)] = 0.0
+            if epoch_callback is not None:
+                epoch_callback(seed, epoch, score, members)
+            if not active.any():
+                break
+        del base_lr
+        with torch.no_grad():
+            for k in model.params:
+                model.params[k].copy_(best_state[k])
+        res.best_epoch.append(best_epoch.tolist())
+        res.epochs_run.append(epoch + 1)
+        res.valid.append(_final_scores(head, model, std, valid, device))
+        res.test.append(_final_scores(head, model, std, test, device) if test is not None else [{} for _ in members])
+        wi = [i for i, m in enumerate(members) if m.layer is None]
+        if wi:
+            res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist())
+        if log:
+            log(f"  seed {seed}: {epoch + 1} epochs, best valid {np.max(best):.4f}")
+    res.seconds = time.time() - t0
+    return res
+
+
+def _final_scores(head, model, std, data, device) -> list[dict[str, float]]:
+    rows = _forward_rows(model, std, data["feats"].x, device)
+    units = unit_outputs(head, rows, data)
+    out = []
+    for m in range(model.M):
+        s = head.scores(units[m].numpy(), data)
+        s["main"] = head.spec.main_score_of(s)
+        out.append(s)
+    return out
+
+
+def summarize(res: SweepResult, spec) -> dict[str, Any]:
+    """Per (layer, lr) config: mean over seeds; the chosen config (best mean validation main score) and the
+    per-layer table (each layer at its best lr on validation)."""
+    configs: dict[tuple[str, float], dict[str, Any]] = {}
+    for mi, m in enumerate(res.members):
+        v = [res.valid[s][mi]["main"] for s in range(len(res.seeds))]
+        t = [res.test[s][mi] for s in range(len(res.seeds))]
+        metric_names = [k for k in t[0] if isinstance(t[0][k], (int, float))]
+        configs[(m.layer_key, m.lr)] = {
+            "layer": m.layer_key, "lr": m.lr,
+            "valid_main": float(np.mean(v)), "valid_main_std": float(np.std(v)),
+            "test": {k: float(np.mean([x[k] for x in t])) for k in metric_names},
+            "test_std": {k: float(np.std([x[k] for x in t])) for k in metric_names},
+            "best_epoch": [res.best_epoch[s][mi] for s in range(len(res.seeds))],
+            "test_main_per_seed": [float(x["main"]) for x in t],
+        }
+    ranked = sorted(configs.values(), key=lambda c: (-c["valid_main"], c["layer"] == "weighted", c["lr"]))
+    chosen = ranked[0]
+    per_layer = {}
+    for c in ranked:
+        per_layer.setdefault(c["layer"], c)
+    order = sorted(per_layer, key=lambda k: (k == "weighted", int(k) if k != "weighted" else 0))
+    return {"chosen": chosen, "layers": [per_layer[k] for k in order], "grid": list(configs.values())}
+
+
+def train_plain_probe(x_train: np.ndarray, y_train, x_valid: np.ndarray, head, valid: dict, layer: int, lr: float,
+                      epochs: int, pcfg, seed: int = 0):
+    """One probe trained the ordinary way (nn.Sequential + torch.optim.Adam) for a fixed number of epochs:
+    the reference that scripts/bench_probes.py compares the batched sweep against."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    std = Standardizer(x_train, [layer], bool(pcfg.standardize))
+    D = x_train.shape[2]
+    net = torch.nn.Sequential(torch.nn.Linear(D, int(pcfg.hidden)), torch.nn.ReLU(),
+                              torch.nn.Dropout(float(pcfg.dropout)), torch.nn.Linear(int(pcfg.hidden), head.out_dim()))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    bs = int(pcfg.batch_size)
+    for _ in range(epochs):
+        net.train()
+        perm = rng.permutation(len(x_train))
+        for i in range(0, len(perm), bs):
+            idx = np.sort(perm[i:i + bs])
+            out = net(std(x_train[idx], "cpu")[:, 0])
+            loss = head.loss(out[None], y_train[idx]).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            rows = net(std(x_valid, "cpu")[:, 0])[None]
+        head.fast_scores(unit_outputs(head, rows, valid), valid)
+    return net

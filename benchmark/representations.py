@@ -1,0 +1,228 @@
+"""Representations: the contract, the MERT adapter, handcrafted baselines and user factories.
+
+A representation maps mono audio at its ``sample_rate`` to every layer's frames::
+
+    rep.name, rep.sample_rate, rep.frame_rate, rep.num_layers, rep.dim, rep.identity()
+    layers, frame_lengths = rep(wav [B, T] float tensor, lengths LongTensor [B])
+    # layers: list of num_layers tensors [B, T', D]; frame_lengths: valid frames per item
+
+Optional attributes: ``to(device)``; ``pooling`` ("mean" by default; "mean_std" appends the standard
+deviation over frames, which the handcrafted baselines use: their frames are short-time descriptors and
+the usual baseline is their statistics over time); ``config_overrides`` (a dict merged into the run config
+at the model layer). The framework, not the representation, windows long audio, pools and mixes layers.
+
+Handcrafted baselines are one-layer representations at 24 kHz with a 320-sample hop (75 frames/s, MERT's
+rate), computed item by item on the valid samples only (so padding can never leak into them):
+
+- ``mfcc``: 20 MFCCs (64 mel bands, 1024-point FFT) + deltas + delta-deltas (60 per frame)
+- ``chroma``: 12-bin CQT chroma (36 bins/octave over 7 octaves from C1, folded, max-normalised per frame)
+- ``cqt``: 84-bin log-magnitude CQT (12 bins/octave, 7 octaves from C1), nnAudio
+- ``melspec``: 128-band log-mel spectrogram (1024-point FFT)
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+HANDCRAFTED_VERSION = 1  # bump when a baseline's computation changes (part of its identity)
+HOP = 320
+SAMPLE_RATE = 24000
+
+
+class Handcrafted:
+    """A one-layer representation of short-time features; subclasses define ``frames(wav_1d)``."""
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = SAMPLE_RATE / HOP
+    num_layers = 1
+    pooling = "mean_std"
+    config_overrides: dict[str, Any] = {}
+    dim: int
+    name: str
+    params: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        self.device = "cpu"
+        self._module = None
+
+    def identity(self) -> str:
+        text = f"{self.name}:{HANDCRAFTED_VERSION}:{sorted(self.params.items())}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to(self, device):
+        self.device = str(device)
+        if self._module is not None:
+            self._module = self._module.to(device)
+        return self
+
+    def num_frames(self, num_samples: int) -> int:
+        return num_samples // HOP + 1  # centred STFT frames
+
+    def module(self):
+        if self._module is None:
+            self._module = self.build().to(self.device)
+        return self._module
+
+    def __call__(self, wav, lengths):
+        import torch
+
+        if wav.ndim != 2:
+            raise ValueError(f"{self.name}: expected wav [B, T], got {tuple(wav.shape)}")
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        outs = []
+        for b in range(wav.shape[0]):
+            x = wav[b, : int(lengths[b])].to(self.device).float()
+            with torch.no_grad():
+                f = self.frames(x)  # [T', D]
+            n = self.num_frames(int(lengths[b]))
+            f = f[:n]
+            if f.shape[0] < n:  # never expected; keep shapes consistent
+                f = torch.nn.functional.pad(f, (0, 0, 0, n - f.shape[0]))
+            outs.append(f)
+        n = torch.tensor([o.shape[0] for o in outs], dtype=torch.long)
+        out = torch.zeros(len(outs), int(n.max()), self.dim, device=outs[0].device)
+        for b, o in enumerate(outs):
+            out[b, : o.shape[0]] = o
+        return [out], n
+
+
+class MFCC(Handcrafted):
+    name = "mfcc"
+    dim = 60
+    params = {"n_mfcc": 20, "n_mels": 64, "n_fft": 1024, "hop": HOP, "deltas": 2}
+
+    def build(self):
+        import torchaudio
+
+        return torchaudio.transforms.MFCC(
+            sample_rate=SAMPLE_RATE, n_mfcc=20,
+            melkwargs={"n_fft": 1024, "hop_length": HOP, "n_mels": 64, "center": True},
+        )
+
+    def frames(self, x):
+        import torch
+        import torchaudio
+
+        m = self.module()(x)  # [20, T']
+        d1 = torchaudio.functional.compute_deltas(m)
+        d2 = torchaudio.functional.compute_deltas(d1)
+        return torch.cat([m, d1, d2], 0).T
+
+
+class MelSpec(Handcrafted):
+    name = "melspec"
+    dim = 128
+    params = {"n_mels": 128, "n_fft": 1024, "hop": HOP, "log": "log(x+1e-6)"}
+
+    def build(self):
+        import torchaudio
+
+        return torchaudio.transforms.MelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=1024, hop_length=HOP,
+                                                    n_mels=128, center=True)
+
+    def frames(self, x):
+        import torch
+
+        return torch.log(self.module()(x) + 1e-6).T
+
+
+class _CQTBase(Handcrafted):
+    bins_per_octave = 12
+    n_octaves = 7
+    fmin = 32.70319566257483  # C1
+
+    def build(self):
+        from nnAudio.features import CQT2010v2
+
+        return CQT2010v2(sr=SAMPLE_RATE, hop_length=HOP, fmin=self.fmin,
+                         n_bins=self.bins_per_octave * self.n_octaves, bins_per_octave=self.bins_per_octave,
+                         pad_mode="constant", output_format="Magnitude", verbose=False)
+
+    def cqt(self, x):
+        import torch
+
+        # nnAudio's CQT2010 (octave-wise downsampling, fast on the CPU); frames = T // hop + 1
+        return self.module()(x[None])[0].T.to(torch.float32)  # [T', bins]
+
+
+class CQT(_CQTBase):
+    name = "cqt"
+    dim = 84
+    params = {"fmin": "C1", "bins_per_octave": 12, "n_bins": 84, "hop": HOP, "log": "log(x+1e-6)"}
+
+    def frames(self, x):
+        import torch
+
+        return torch.log(self.cqt(x) + 1e-6)
+
+
+class Chroma(_CQTBase):
+    name = "chroma"
+    dim = 12
+    bins_per_octave = 36
+    params = {"fmin": "C1", "bins_per_octave": 36, "octaves": 7, "hop": HOP, "norm": "max"}
+
+    def frames(self, x):
+        c = self.cqt(x)  # [T', 7*36]
+        c = c.reshape(c.shape[0], self.n_octaves, 12, 3).sum(dim=(1, 3))  # pitch classes from C
+        return c / c.max(dim=1, keepdim=True).values.clamp_min(1e-8)
+
+
+HANDCRAFTED = {"mfcc": MFCC, "chroma": Chroma, "cqt": CQT, "melspec": MelSpec}
+
+
+class MertRepresentation:
+    """Any encoder that ``mert.load_model`` / ``mert.build_model`` returns, as a representation.
+
+    Returns all ``num_layers + 1`` hidden states (the feature projection output and every transformer
+    layer). Waveforms are normalised per item over their valid samples (zero mean, unit variance) as the
+    MERT feature extractor does (``do_normalize``), unless the model's config says it does not.
+    """
+
+    pooling = "mean"
+    config_overrides: dict[str, Any] = {}
+
+    def __init__(self, model, name: str, source: str):
+        self.model = model.eval()
+        self.name = name
+        self.source = source
+        self.sample_rate = int(model.sample_rate)
+        self.frame_rate = float(model.frame_rate)
+        self.num_layers = int(model.num_layers) + 1
+        self.dim = int(model.dim)
+        self.normalize = bool(getattr(model.config, "do_normalize", getattr(model.config, "normalize", True)))
+        self._identity = None
+        self.device = "cpu"
+
+    def identity(self) -> str:
+        if self._identity is None:
+            h = hashlib.sha256(f"mert:{type(self.model).__name__}".encode())
+            for k, v in sorted(self.model.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().numpy().tobytes())
+            h.update(repr(self.normalize).encode())
+            self._identity = h.hexdigest()[:16]
+        return self._identity
+
+    def to(self, device):
+        self.device = str(device)
+        self.model.to(device)
+        return self
+
+    def num_frames(self, num_samples: int) -> int:
+        return int(self.model.num_frames(num_samples))
+
+    def __call__(self, wav, lengths):
+        import torch
+
+        wav = wav.to(self.device).float()
+        lengths = torch.as_tensor(lengths, dtype=torch.long, device=wav.device)
+        if self.normalize:
+            mask = torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]
+            n = lengths.clamp_min(1)[:, None].float()
+            mean = (wav * mask).sum(1, keepdim=True) / n
+            var = (((wav - mean) * mask) ** 2).sum(1, keepdim=True) / n
+            wav = (wav - mean) / torch.sqrt(var + 1e-7) * mask
+        with torch.inference_mode():
+            out = self.model(wav, lengths=lengths)
+        return list(out.hidden_states), out.lengths.cpu()

@@ -1,0 +1,311 @@
+"""The pipeline behind ``python -m benchmark run``: data -> features -> probes -> scores -> result -> leaderboard.
+
+Data sources (``--data``):
+
+- ``embedded`` (default): the rendered corpus of tasks.embedded, built on first use (``--size``);
+- ``real``: the real dataset, prepared by tasks.real from ``--data-dir`` or ``$MERT_BENCH_DATA/<dataset>``;
+- ``prepared``: an existing prepared folder (tasks.format) at ``--data-dir`` (or ``--data-dir/<task>``).
+
+Overwrite strategies (``--overwrite``) for an existing result file of the same (representation + revision,
+task + version, data source):
+
+- ``only-missing`` (default): keep it when its config hash equals this run's; run and replace otherwise;
+- ``never``: keep any existing result file, whatever its config;
+- ``always``: run again and replace it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_SCHEMA = 1
+OVERWRITE = ("never", "only-missing", "always")
+
+
+class RunError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunOptions:
+    model: str
+    tasks: list[str]
+    data: str = "embedded"
+    size: str = "standard"
+    data_dir: str | None = None
+    results_dir: str = "results"
+    cache_dir: str | None = None
+    limit: int | None = None
+    overwrite: str = "only-missing"
+    grid: str = "full"
+    seeds: int | None = None
+    layers: str | None = None
+    device: str | None = None
+    config_file: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    wandb: bool = False
+    progress: bool = True
+    quiet: bool = False
+    leaderboard: bool = True
+    cached_only: bool = False          # `probe`: never run the model
+    extract_only: bool = False         # `extract`: stop after the features
+
+
+def resolve_tasks(names: list[str]):
+    from tasks import all_tasks, get_task
+
+    if not names or "all" in names:
+        return all_tasks()
+    out = []
+    for n in names:
+        for part in n.split(","):
+            if part.strip():
+                out.append(get_task(part.strip()))
+    return out
+
+
+def data_folder(spec, opts: RunOptions) -> Path:
+    """The prepared folder of a task for the chosen data source (building / preparing it if needed)."""
+    from tasks.format import is_complete
+
+    if opts.data == "embedded":
+        import tasks.embedded as emb
+
+        home = None if not opts.data_dir else opts.data_dir
+        return Path(emb.prepare(spec.name, size=opts.size, home=home, progress=opts.progress))
+    if opts.data == "real":
+        import tasks.real as real
+        from benchmark.features import home
+
+        out = home() / "prepared-real" / f"{spec.name}-v{spec.version}"
+        if is_complete(out):
+            return out
+        return Path(real.prepare(spec.name, opts.data_dir, out))
+    if opts.data == "prepared":
+        if not opts.data_dir:
+            raise RunError("--data prepared needs --data-dir PATH (a prepared folder, or a folder of them by task)")
+        d = Path(opts.data_dir)
+        for cand in (d / spec.name, d):
+            if is_complete(cand):
+                return cand
+        raise RunError(f"--data-dir {d}: neither {d / spec.name} nor {d} is a prepared folder (meta.json missing)")
+    raise RunError(f"--data {opts.data!r}: use embedded, real or prepared")
+
+
+def data_source(opts: RunOptions, meta: dict) -> str:
+    if opts.data == "embedded":
+        return f"embedded-{opts.size}"
+    if opts.data == "real":
+        return "real"
+    return str(meta.get("source", "prepared"))
+
+
+def rep_slug(rep) -> str:
+    from benchmark.features import _slug
+
+    return f"{_slug(rep.name)}@{rep.identity()[:8]}"
+
+
+def result_path(results_dir, source: str, rep, spec) -> Path:
+    return Path(results_dir) / "runs" / source / rep_slug(rep) / f"{spec.name}@v{spec.version}.json"
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pk = {}
+    for p in ("torch", "torchaudio", "numpy", "scikit-learn", "mir_eval", "librosa", "nnAudio", "omegaconf",
+              "fast_bss_eval", "mert-bench"):
+        try:
+            pk[p] = version(p)
+        except PackageNotFoundError:
+            pk[p] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "packages": pk,
+            "git_commit": git_commit()}
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if sha.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "benchmark", "tasks",
+                                "mert"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def load_rep(opts: RunOptions):
+    from benchmark.registry import load_representation
+
+    rep = load_representation(opts.model)
+    device = opts.device
+    if device and hasattr(rep, "to"):
+        rep.to(device)
+    return rep
+
+
+def run(opts: RunOptions, rep=None) -> list[dict]:
+    """Run every requested task; returns the result records (existing ones for skipped tasks)."""
+    from benchmark.logging import RunLogger
+
+    if opts.overwrite not in OVERWRITE:
+        raise RunError(f"--overwrite {opts.overwrite!r}: use one of {', '.join(OVERWRITE)}")
+    specs = resolve_tasks(opts.tasks)
+    log = RunLogger(quiet=opts.quiet, use_wandb=opts.wandb)
+    rep = rep or load_rep(opts)
+    results = []
+    try:
+        for spec in specs:
+            results.append(run_task(spec, rep, opts, log))
+    finally:
+        log.close()
+    if opts.leaderboard and not opts.extract_only:
+        from benchmark.results import write_leaderboards
+
+        write_leaderboards(opts.results_dir)
+    return results
+
+
+def resolved_config(spec, rep, opts: RunOptions):
+    from benchmark.config import resolve_config
+
+    ov = list(opts.overrides)
+    if opts.seeds is not None:
+        ov.append(f"probe.seeds={int(opts.seeds)}")
+    if opts.layers is not None:
+        ov.append(f"probe.layers={opts.layers}")
+    if opts.device is not None:
+        ov.append(f"features.device={opts.device}")
+    return resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov)
+
+
+def run_task(spec, rep, opts: RunOptions, log) -> dict:
+    from benchmark.config import config_hash, to_dict
+    from tasks.format import read_meta
+
+    t0 = time.time()
+    cfg = resolved_config(spec, rep, opts)
+    folder = data_folder(spec, opts)
+    meta = read_meta(folder)
+    if meta.get("task") not in (None, spec.name):
+        raise RunError(f"{folder}: prepared for task {meta.get('task')!r}, not {spec.name!r}")
+    source = data_source(opts, meta)
+    path = result_path(opts.results_dir, source, rep, spec)
+    cfg_d = to_dict(cfg)
+    identity = {"representation": rep.name, "identity": rep.identity(), "task": spec.key, "source": source,
+                "source_version": meta.get("source_version"), "limit": opts.limit}
+    chash = config_hash({"config": cfg_d, **identity})
+    if path.exists() and opts.overwrite != "always" and not opts.extract_only:
+        old = json.loads(path.read_text())
+        if opts.overwrite == "never" or old.get("config_hash") == chash:
+            log(f"[{spec.name}] result exists ({path}); skipped (--overwrite {opts.overwrite})")
+            return old
+    log(f"[{spec.name}] {rep.name} on {source} ({folder})")
+    log.start(f"{rep.name}/{spec.name}/{source}", {"config": cfg_d, **identity})
+
+    from benchmark.features import extract_split
+
+    if hasattr(rep, "to"):
+        rep.to(cfg.features.device)
+    feats = {}
+    te = time.time()
+    for split in spec.splits:
+        feats[split] = extract_split(rep, spec, folder, split, cfg.features, opts.cache_dir, opts.limit,
+                                     opts.progress, log, cached_only=opts.cached_only)
+    extract_s = time.time() - te
+    if opts.extract_only:
+        return {"task": spec.name, "features": {s: f.cache_dir for s, f in feats.items()},
+                "rows": {s: int(f.x.shape[0]) for s, f in feats.items()}, "extract_s": round(extract_s, 3),
+                "skipped": [dict(d, split=s) for s in feats for d in feats[s].skipped]}
+    labels = list(meta.get("labels") or spec.labels)
+    tp = time.time()
+    if spec.type == "separation":
+        from benchmark.separation import run_separation
+
+        probe = run_separation(spec, labels, feats, folder, cfg, rep, log)
+    else:
+        probe = run_probes(spec, labels, feats, cfg, rep, log)
+    probe_s = time.time() - tp
+    record = {
+        "schema": RESULT_SCHEMA,
+        "representation": {"name": rep.name, "identity": rep.identity(), "revision": rep.identity()[:8],
+                           "num_layers": int(rep.num_layers), "dim": int(rep.dim),
+                           "sample_rate": int(rep.sample_rate), "frame_rate": float(rep.frame_rate),
+                           "pooling": getattr(rep, "pooling", "mean")},
+        "task": {"name": spec.name, "version": spec.version, "key": spec.key, "type": spec.type,
+                 "dataset": spec.dataset, "metrics": list(spec.metrics), "main_score": spec.main_score},
+        "data": {"source": source, "source_version": meta.get("source_version"), "folder": str(folder),
+                 "limit": opts.limit, "counts": {s: len(feats[s].items) for s in feats},
+                 "rows": {s: int(feats[s].x.shape[0]) for s in feats}},
+        "config": cfg_d,
+        "config_hash": chash,
+        "environment": environment(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **probe,
+        "skipped": [dict(d, split=s) for s in feats for d in feats[s].skipped],
+        "timings": {"extract_s": round(extract_s, 3), "probe_s": round(probe_s, 3),
+                    "total_s": round(time.time() - t0, 3),
+                    "model_calls": int(sum(f.model_calls for f in feats.values()))},
+    }
+    from benchmark.results import write_result
+
+    write_result(path, record)
+    log.finish(record)
+    log(f"[{spec.name}] main {record['scores']['main']:.4f} (layer {record['selection']['layer']}, "
+        f"lr {record['selection']['lr']:g}) -> {path}")
+    return record
+
+
+def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
+    from benchmark.config import parse_layers
+    from benchmark.heads import make_head
+    from benchmark.probes import summarize, train_sweep
+
+    head = make_head(spec, labels, cfg)
+    if head.type == "regression":
+        tr = feats["train"]
+        head.set_train_stats(head.item_targets([tr.items[i] for i in sorted(set(tr.owner.tolist()))]))
+    data = {}
+    for s, f in feats.items():
+        data[s] = head.prepare(f)
+        data[s]["frame_rate"] = float(rep.frame_rate)
+    layers = parse_layers(cfg.probe.layers, int(rep.num_layers))
+    seeds = list(range(int(cfg.probe.seeds)))
+    train, valid, test = (data[s] for s in spec.splits[:3])
+    res = train_sweep(head, train, valid, test, cfg.probe, layers, seeds, cfg.features.device, log,
+                      epoch_callback=lambda seed, ep, sc, mem: log.epoch(spec.name, seed, ep, sc, mem))
+    summ = summarize(res, spec)
+    ch = summ["chosen"]
+    return {
+        "scores": {"main": ch["test"]["main"], "main_std": ch["test_std"]["main"],
+                   "test": ch["test"], "test_std": ch["test_std"], "valid_main": ch["valid_main"]},
+        "selection": {"layer": ch["layer"], "lr": ch["lr"], "by": "mean validation main score over seeds"},
+        "layers": summ["layers"],
+        "grid": summ["grid"],
+        "seeds": seeds,
+        "epochs_run": res.epochs_run,
+        "layer_weights": res.layer_weights,
+        "probe": {"members": len(res.members), "seconds": round(res.seconds, 3)},
+    }
+
+
+def print_table(results: list[dict], file=sys.stdout) -> None:
+    rows = [("task", "data", "model", "main", "+-", "layer", "lr", "time_s")]
+    for r in results:
+        rows.append((r["task"]["name"], r["data"]["source"], r["representation"]["name"],
+                     f"{r['scores']['main']:.4f}", f"{r['scores'].get('main_std', 0):.4f}",
+                     str(r["selection"]["layer"]), f"{r['selection']['lr']:g}",
+                     f"{r['timings']['total_s']:.1f}"))
+    widths = [max(len(str(x[i])) for x in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)), file=file)
