@@ -267,3 +267,23 @@ def test_download_says_what_is_still_missing(tmp_path):
     logs = []
     assert real.download("separation", tmp_path / "MUSDB18", log=logs.append) == []
     assert "still needed" in logs[-1] and "musdbconvert" in logs[-1]
+
+
+def test_one_dead_link_does_not_stop_the_other_downloads(tmp_path, monkeypatch):
+    from tasks.real import emomusic
+
+    good = tmp_path / "mirror" / "clips_45sec.tar.gz"
+    good.parent.mkdir()
+    import tarfile
+
+    (tmp_path / "c" / "clips_45seconds").mkdir(parents=True)
+    with tarfile.open(good, "w:gz") as t:
+        t.add(tmp_path / "c" / "clips_45seconds", arcname="clips_45seconds")
+    monkeypatch.setattr(emomusic, "ASSETS", [
+        Asset("annotations.tar.gz", "http://127.0.0.1:9/annotations.tar.gz", extract=True),
+        Asset("clips_45sec.tar.gz", good.as_uri(), sha256=hashlib.sha256(good.read_bytes()).hexdigest(), extract=True)])
+    logs = []
+    got = real.download("emotion", tmp_path / "Emomusic", log=logs.append)
+    assert [p.name for p in got] == ["clips_45sec.tar.gz"]
+    assert any("1 file(s) could not be fetched" in m and "annotations.tar.gz" in m for m in logs)
+    assert "still needed" in logs[-1] and "songs_info.csv" in logs[-1]

@@ -7,7 +7,7 @@
     reference_rows() -> list[dict]                               published MARBLE v1 scores (results/reference)
 
 ``data_dir`` None means ``$MERT_BENCH_DATA/<dataset>`` (dataset folder names in :data:`DATASET_DIRS`).
-Options per task (``options`` dict, also accepted as ``KEY=VALUE`` by the CLI):
+Options per task (``options`` dict):
   tagging: ``split`` = ``folder`` (default, MARBLE: all 25,863 clips) | ``won`` (Won et al. 2020: clips with a
   top-50 tag, 15,250 / 1,529 / 4,332).
 """
@@ -122,8 +122,9 @@ def prepare(task_name: str, data_dir: str | os.PathLike | None, out: str | os.Pa
 
 def download(task_name: str, data_dir: str | os.PathLike | None = None, log=print) -> list[Path]:
     """Fetch what the task's public sources allow (metadata, and audio where it is public) into the data
-    folder, verifying checksums, resuming partial files and skipping verified ones. Steps that need a login
-    are printed (see :func:`instructions`). Creates the data folder when it does not exist."""
+    folder, verifying checksums, resuming partial files and skipping verified ones. A file that cannot be
+    fetched is logged and the others go on; what is still missing afterwards (steps that need a login) is
+    printed (see :func:`instructions`). Creates the data folder when it does not exist."""
     mod = _module(task_name)
     if data_dir is None:
         base = os.environ.get("MERT_BENCH_DATA")
@@ -135,6 +136,7 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
     root.mkdir(parents=True, exist_ok=True)
     clear_cache()
     got: list[Path] = []
+    failed: list[str] = []
     # some assets only become known once earlier ones are there (audio lists inside annotation archives)
     done: set[str] = set()
     for _round in range(3):
@@ -146,7 +148,12 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
             dest = root / a.dest
             if a.extract and (dest / f".{a.name}.extracted").exists():
                 continue  # unpacked earlier (the archive may have been deleted after unpacking)
-            p = download_file(a, root, log=log)
+            try:
+                p = download_file(a, root, log=log)
+            except DatasetMissing as e:  # one dead link must not stop the other files
+                failed.append(str(e))
+                log(str(e))
+                continue
             if a.extract:
                 extract_archive(p, p.parent, log=log)
                 if not a.keep:
@@ -157,6 +164,9 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
     post = getattr(mod, "after_download", None)
     if post is not None:
         post(task_name, root, log)
+    if failed:
+        log(f"{len(failed)} file(s) could not be fetched (first: {failed[0]}); run the command again to retry, "
+            f"or fetch them by hand and put them anywhere below {root}")
     # say what is still missing (GTZAN audio behind a Kaggle login, MUSDB18 behind an access request, ...)
     clear_cache()
     try:
