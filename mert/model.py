@@ -93,7 +93,11 @@ class ConvLayer(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """7 strided convs from the waveform [B, T] to [B, C, T'] (HF ``feature_extractor``)."""
+    """7 strided convs from the waveform [B, T] to features [B, T', C] (HF ``feature_extractor``).
+
+    On the CPU without autograd the convs run channels-last as accumulated GEMMs over strided views of the
+    input (one GEMM per kernel tap, no im2col copy), which is faster there than the conv kernels; with autograd
+    or on another device they run as ``F.conv1d``. Both give the same result (tested)."""
 
     def __init__(self, cfg: MertConfig):
         super().__init__()
@@ -109,14 +113,115 @@ class FeatureEncoder(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
         self.kernels = list(cfg.conv_kernel)
         self.strides = list(cfg.conv_stride)
+        self.gelu = cfg.feat_extract_activation == "gelu"
+        self.fast_path = True  # allow the CPU GEMM path (switch off to force F.conv1d)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if self.fast_path and wav.device.type == "cpu" and not torch.is_grad_enabled() and self.gelu:
+            return self._forward_gemm(wav, lengths)
         x = wav.unsqueeze(1)
         for layer, k, s in zip(self.conv_layers, self.kernels, self.strides):
             if lengths is not None:
                 lengths = torch.div(lengths - k, s, rounding_mode="floor") + 1
             x = layer(x, lengths)
-        return x
+        return x.transpose(1, 2)
+
+    @torch.no_grad()
+    def _forward_gemm(self, wav: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Channels-last front end on a flattened batch: the waveform is zero-padded to a multiple of the total
+        stride, so every layer's output is B blocks of equal length laid end to end; each conv layer is then
+        k GEMMs (one per kernel tap) over strided row views of the whole batch. Rows past an item's valid
+        frames hold values no valid frame depends on; the GroupNorm statistics use valid frames only."""
+        gelu_ = torch._C._nn.gelu_
+        b, t = wav.shape
+        total = math.prod(self.strides)
+        t_pad = -(-t // total) * total
+        valid = lengths if lengths is not None else torch.full((b,), t, dtype=torch.long, device=wav.device)
+        n = len(self.conv_layers)
+        tails = [max(self.kernels[i + 1] - self.strides[i + 1], 0) if i + 1 < n else 0 for i in range(n)]
+        k0, s0 = self.kernels[0], self.strides[0]
+        rows = t_pad // s0  # per item
+        patches = F.pad(wav, (0, t_pad - t + k0 - s0)).unfold(-1, k0, s0)  # [B, rows, k0]
+        valid = torch.div(valid - k0, s0, rounding_mode="floor") + 1
+        layer0 = self.conv_layers[0]
+        w0 = layer0.conv.weight[:, 0, :].t()  # [k0, C]
+        c = w0.shape[1]
+        buf = torch.empty(b * rows + tails[0], c, dtype=wav.dtype, device=wav.device)
+        if layer0.norm_kind == "group":
+            _conv0_group_norm(patches, w0, layer0.layer_norm, valid, out=buf[: b * rows].view(b, rows, c))
+        else:
+            y = torch.matmul(patches, w0)
+            if layer0.conv.bias is not None:
+                y += layer0.conv.bias
+            if layer0.norm_kind == "layer":
+                ln = layer0.layer_norm
+                y = F.layer_norm(y, (c,), ln.weight, ln.bias, ln.eps)
+            buf[: b * rows].copy_(y.view(-1, c))
+        gelu_(buf[: b * rows])
+        buf[b * rows:].zero_()
+        for i in range(1, n):
+            layer, k, s = self.conv_layers[i], self.kernels[i], self.strides[i]
+            valid = torch.div(valid - k, s, rounding_mode="floor") + 1
+            w, bias = layer.conv.weight, layer.conv.bias
+            c = w.shape[0]
+            rows //= s
+            out = torch.empty(b * rows + tails[i], c, dtype=wav.dtype, device=wav.device)
+            _strided_conv_gemm(buf, w, bias, s, out[: b * rows])
+            if layer.norm_kind == "layer":
+                ln = layer.layer_norm
+                out[: b * rows] = F.layer_norm(out[: b * rows], (c,), ln.weight, ln.bias, ln.eps)
+            gelu_(out[: b * rows])
+            out[b * rows:].zero_()
+            buf = out
+        frames = self.num_frames_for(t)
+        return buf[: b * rows].view(b, rows, -1)[:, :frames]
+
+    def num_frames_for(self, t: int) -> int:
+        for k, s in zip(self.kernels, self.strides):
+            t = (t - k) // s + 1
+        return max(t, 0)
+
+
+def _conv0_group_norm(patches: torch.Tensor, w: torch.Tensor, gn: nn.GroupNorm, lengths: torch.Tensor,
+                      out: torch.Tensor) -> torch.Tensor:
+    """Conv 0 (one input channel) and its per-channel GroupNorm as one batched GEMM, written into ``out``.
+
+    The conv output is y = patches @ w (+ a conv bias, which the normalisation removes). Its per-item,
+    per-channel mean and variance over the valid frames follow exactly from the patches' mean and k x k
+    covariance (computed in float64), so the normalisation folds into the GEMM: y_norm = patches @ (w * scale)
+    + (gn.bias - mean(patches) @ w * scale), the shift riding along as a weight row against a column of ones.
+    This skips the statistics and normalisation passes over the largest tensor of the model."""
+    bsz, t, k = patches.shape
+    u = patches.to(torch.float64) * _length_mask(lengths, t).unsqueeze(-1).to(torch.float64)
+    n = lengths.clamp(min=1).to(torch.float64).view(-1, 1, 1)
+    mu = u.sum(1, keepdim=True) / n  # [B, 1, k]
+    cov = torch.bmm(u.transpose(1, 2), u) / n - mu.transpose(1, 2) * mu  # [B, k, k]
+    w64 = w.to(torch.float64)  # [k, C]
+    var = torch.einsum("kc,bkl,lc->bc", w64, cov, w64).clamp(min=0)
+    scale = gn.weight.to(torch.float64) * torch.rsqrt(var + gn.eps)  # [B, C]
+    shift = gn.bias.to(torch.float64) - (mu[:, 0] @ w64) * scale  # [B, C]
+    w_b = torch.cat([w64.unsqueeze(0) * scale.unsqueeze(1), shift.unsqueeze(1)], 1).to(patches.dtype)
+    aug = torch.ones(bsz, t, k + 1, dtype=patches.dtype, device=patches.device)
+    aug[..., :k] = patches
+    return torch.bmm(aug, w_b, out=out)
+
+
+def _strided_conv_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, stride: int,
+                       out: torch.Tensor) -> torch.Tensor:
+    """Conv1d (no padding) over the rows of x [R, Cin] with w [Cout, Cin, k], into out [R_out, Cout]:
+    out[r] = sum_j x[stride * r + j] @ w_j. Each tap is one GEMM over a strided row view of x (leading
+    dimension stride * Cin, no im2col copy), accumulated in place. x needs stride * R_out + k - stride rows."""
+    r_out = out.shape[0]
+    k = w.shape[-1]
+    taps = w.permute(2, 1, 0).contiguous()  # [k, Cin, Cout]
+    span = stride * (r_out - 1) + 1
+    if bias is None:
+        torch.mm(x[0:span:stride], taps[0], out=out)
+    else:
+        torch.addmm(bias, x[0:span:stride], taps[0], out=out)
+    for j in range(1, k):
+        out.addmm_(x[j:j + span:stride], taps[j])
+    return out
 
 
 class FeatureProjection(nn.Module):
@@ -135,7 +240,11 @@ class FeatureProjection(nn.Module):
 # ------------------------------------------------------------------------------------------------ transformer
 class PositionalConv(nn.Module):
     """Grouped Conv1d over time with weight norm over dim 2, 'same' padding (last frame dropped when the
-    kernel is even), GELU. Its output is added to the input by the encoder."""
+    kernel is even), GELU. Its output is added to the input by the encoder.
+
+    Inference on the CPU computes the (128-tap, grouped) convolution with FFTs: per frequency a small complex
+    matmul per group instead of 128 taps, about 40x fewer multiply-adds; the weight's spectrum is cached until
+    the weights change. Training and other devices use the plain conv. Both agree to float precision (tested)."""
 
     def __init__(self, cfg: MertConfig):
         super().__init__()
@@ -143,14 +252,55 @@ class PositionalConv(nn.Module):
         conv = nn.Conv1d(cfg.hidden_size, cfg.hidden_size, k, padding=k // 2,
                          groups=cfg.num_conv_pos_embedding_groups)
         self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.kernel = k
+        self.groups = cfg.num_conv_pos_embedding_groups
         self.remove = 1 if k % 2 == 0 else 0
         self.act = _activation(cfg.feat_extract_activation)
+        self.fast_path = True
+        self._spectra: dict = {}
+        self._spectra_key = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, T, D]
+        if self.fast_path and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == torch.float32:
+            return self.act(self._conv_fft(x))
         y = self.conv(x.transpose(1, 2))
         if self.remove:
             y = y[:, :, : -self.remove]
         return self.act(y).transpose(1, 2)
+
+    def _weight_spectrum(self, n: int) -> torch.Tensor:
+        """conj(rfft(weight, n)) arranged [groups * freqs, c_in, c_out], cached per n and weight version."""
+        pw = self.conv.parametrizations.weight
+        # versions catch in-place updates (optimizer steps, load_state_dict); the sums catch edits through .data
+        key = (pw.original0._version, pw.original1._version, pw.original0.data_ptr(), pw.original1.data_ptr(),
+               float(pw.original0.sum()), float(pw.original1.sum()))
+        if key != self._spectra_key:
+            self._spectra, self._spectra_key = {}, key
+        if n not in self._spectra:
+            w = self.conv.weight  # [D, c, k] (weight norm applied)
+            d, c, _ = w.shape
+            g = self.groups
+            wf = torch.fft.rfft(w, n=n, dim=-1).conj()  # [D, c_in, F]
+            f = wf.shape[-1]
+            wf = wf.view(g, c, c, f).permute(0, 3, 2, 1)  # [g, F, c_in, c_out]
+            if len(self._spectra) > 8:
+                self._spectra.clear()
+            self._spectra[n] = wf.reshape(g * f, c, c).contiguous()
+        return self._spectra[n]
+
+    def _conv_fft(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        p, g = self.kernel // 2, self.groups
+        c = d // g
+        n = t + p + self.kernel
+        n += n % 2
+        wf = self._weight_spectrum(n)
+        xf = torch.fft.rfft(F.pad(x, (0, 0, p, 0)), n=n, dim=1)  # [B, F, D]
+        f = xf.shape[1]
+        xf = xf.view(b, f, g, c).permute(2, 1, 0, 3).reshape(g * f, b, c)
+        yf = torch.bmm(xf, wf).view(g, f, b, c).permute(2, 1, 0, 3).reshape(b, f, d)
+        y = torch.fft.irfft(yf, n=n, dim=1)[:, :t]
+        return y + self.conv.bias
 
 
 class SelfAttention(nn.Module):
@@ -366,7 +516,7 @@ class MertModel(nn.Module):
         x = x.to(device=param.device, dtype=param.dtype if x.dtype not in (torch.float16, torch.bfloat16)
                  else x.dtype)
         b = x.shape[0]
-        feats = self.feature_extractor(x, lengths).transpose(1, 2)  # [B, T', C]
+        feats = self.feature_extractor(x, lengths)  # [B, T', C]
         t = feats.shape[1]
         if lengths is None:
             frame_lengths = torch.full((b,), t, dtype=torch.long, device=x.device)

@@ -197,3 +197,37 @@ def test_attention_relaxation_equals_plain_attention():
 def test_cqt_front_end_rejected():
     with pytest.raises(ValueError, match="feature_extractor_cqt"):
         build_model("debug", feature_extractor_cqt=True)
+
+
+@pytest.mark.parametrize("kw", [{}, {"feat_extract_norm": "layer", "conv_bias": True}, {"conv_bias": True}])
+def test_cpu_inference_fast_paths_equal_plain_convs(kw):
+    """The GEMM conv front end (with GroupNorm folded into conv 0) and the FFT positional conv give what the
+    plain F.conv1d paths give (the paths training and other devices use)."""
+    model = build_model("tiny", seed=7, **kw).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # non-trivial norms and biases
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(3, 9000) * 0.3 + 0.05  # a DC offset exercises the mean handling
+    lengths = torch.tensor([9000, 5001, 400])
+    with torch.no_grad():
+        fast = model(x, lengths=lengths, output_conv_features=True)
+        model.feature_extractor.fast_path = False
+        model.encoder.pos_conv_embed.fast_path = False
+        plain = model(x, lengths=lengths, output_conv_features=True)
+    assert (fast.conv_features - plain.conv_features).abs().max().item() < 1e-4
+    for a, b in zip(fast.hidden_states, plain.hidden_states):
+        assert (a - b).abs().max().item() < 1e-4
+
+
+def test_positional_conv_spectrum_cache_follows_weight_changes():
+    model = build_model("debug", seed=8).eval()
+    pc = model.encoder.pos_conv_embed
+    h = torch.randn(1, 50, model.dim)
+    with torch.no_grad():
+        before = pc(h)
+        pc.conv.parametrizations.weight.original1.data.mul_(2.0).add_(0.01)  # edit behind autograd's back
+        after = pc(h)
+        pc.fast_path = False
+        ref = pc(h)
+    assert not torch.allclose(before, after)
+    assert (after - ref).abs().max().item() < 1e-4
