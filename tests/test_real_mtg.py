@@ -72,3 +72,17 @@ def test_complete_real_moodtheme_test_file():
     assert min(r[2] for r in rows) >= 30.0
     tags = {t for r in rows for t in r[3]}
     assert len(tags) == 56
+
+
+@pytest.mark.skipif(not (SHARED / "MTG-Jamendo").is_dir(), reason="shared/ metadata not beside the repo")
+def test_first_appearance_tag_order_is_marble_v2_order():
+    import json
+
+    consts = json.loads((SHARED / "MTG-Jamendo/marble_v2_datamodule_constants.json").read_text())["tasks"]
+    for name, subset in (("MTGGenre", "genre"), ("MTGInstrument", "instrument"), ("MTGMood", "moodtheme"),
+                         ("MTGTop50", "top50tags")):
+        order = []
+        # the kept train files are the real header plus the first 300 rows: a prefix of the order
+        for r in mtg.read_split_tsv(SHARED / f"MTG-Jamendo/data/splits/split-0/autotagging_{subset}-train.tsv"):
+            order += [t for t in r[3] if t not in order]
+        assert order == list(consts[name]["LABEL2IDX"])[:len(order)] and len(order) > 25
