@@ -43,3 +43,25 @@ def make_audio_folder(folder: Path, num_files: int = 8, seconds=(3.0, 6.0), seed
         s = float(rng.uniform(*seconds)) if isinstance(seconds, tuple) else float(seconds)
         write_audio(folder / f"clip{i:03d}.flac", synth_clip(s, rng), SR)
     return folder
+
+
+def self_initialised_encodec(seed: int = 0):
+    """The 24 kHz EnCodec model, random weights, codebooks initialised from its own residuals on music."""
+    import torch
+    from encodec import EncodecModel
+
+    torch.manual_seed(seed)
+    model = EncodecModel.encodec_model_24khz(pretrained=False).eval()
+    model.set_target_bandwidth(6.0)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(synth_clip(3.0, rng))[None, None]
+    with torch.no_grad():
+        residual = model.encoder(x)[0].T  # [F, 128]
+        for layer in model.quantizer.vq.layers:
+            cb = layer._codebook
+            pick = torch.from_numpy(rng.choice(len(residual), cb.embed.shape[0], replace=True))
+            cb.embed.copy_(residual[pick] + 1e-3 * torch.randn_like(residual[pick]))
+            cb.inited.fill_(1)
+            q = cb.decode(cb.encode(residual))
+            residual = residual - q
+    return model

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _pretrain_audio import SR, make_audio_folder, synth_clip  # noqa: E402
+from _pretrain_audio import SR, make_audio_folder, self_initialised_encodec, synth_clip  # noqa: E402
 
 from mert.teachers import HOP, num_frames  # noqa: E402
 
@@ -29,27 +29,6 @@ def labels_args(audio, out, teacher, **kw):
              clusters=16, fit_files=100, fit_frames=20000, seed=0)
     d.update(kw)
     return argparse.Namespace(**d)
-
-
-def self_initialised_encodec(seed: int = 0):
-    """The 24 kHz EnCodec model, random weights, codebooks initialised from its own residuals on music."""
-    from encodec import EncodecModel
-
-    torch.manual_seed(seed)
-    model = EncodecModel.encodec_model_24khz(pretrained=False).eval()
-    model.set_target_bandwidth(6.0)
-    rng = np.random.default_rng(seed)
-    x = torch.from_numpy(synth_clip(3.0, rng))[None, None]
-    with torch.no_grad():
-        residual = model.encoder(x)[0].T  # [F, 128]
-        for layer in model.quantizer.vq.layers:
-            cb = layer._codebook
-            pick = torch.from_numpy(rng.choice(len(residual), cb.embed.shape[0], replace=True))
-            cb.embed.copy_(residual[pick] + 1e-3 * torch.randn_like(residual[pick]))
-            cb.inited.fill_(1)
-            q = cb.decode(cb.encode(residual))
-            residual = residual - q
-    return model
 
 
 @pytest.fixture(scope="module")
