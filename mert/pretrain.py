@@ -104,7 +104,8 @@ def measure_cpu_peak_flops(seconds: float = 0.3) -> float:
     import torch
 
     n = 512
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    g = torch.Generator().manual_seed(0)  # leaves the global RNG alone (resume reproducibility)
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
     a @ b
     t0, k = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
@@ -318,13 +319,16 @@ class Trainer:
         import torch
 
         from mert.data import EpochBatches, collate
+        from mert.masking import clip_seed
 
         epoch, start = self.epoch, self.batch_in_epoch
         while True:
             sampler = EpochBatches(self.dataset, epoch, self.cfg.data.max_batch_seconds, self.rank,
                                    self.world_size, start, self.cfg.data.max_clips_per_rank)
+            # its own generator: creating a loader must not draw from the global RNG (exact resume)
+            gen = torch.Generator().manual_seed(clip_seed(self.cfg.train.seed, epoch, self.rank, 3))
             loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, collate_fn=collate,
-                                                 num_workers=self.cfg.data.num_workers,
+                                                 num_workers=self.cfg.data.num_workers, generator=gen,
                                                  pin_memory=self.device.type == "cuda")
             for i, batch in enumerate(loader, start=start):
                 yield epoch, i + 1, batch
@@ -488,10 +492,10 @@ class Trainer:
 
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._estimate_flops()
         ck = latest_checkpoint(self.ckpt_dir)
         if ck is not None:
             self.load_checkpoint(ck)
-        self._estimate_flops()
         last = cfg.optim.max_updates if cfg.train.stop_after is None else min(cfg.optim.max_updates,
                                                                              cfg.train.stop_after)
         f = w = None
