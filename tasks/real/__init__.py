@@ -93,8 +93,9 @@ def validate(task_name: str, data_dir: str | os.PathLike | None = None, options:
         root = _root(task_name, data_dir)
         listing = mod.listing(task_name, root, _options(task_name, options))
     except (DatasetMissing, MetadataError) as e:
-        return ValidationReport(dataset=mod.DATASET, task=task_name, data_dir=str(data_dir or ""),
-                                errors=[str(e)])
+        shown = data_dir or (Path(os.environ["MERT_BENCH_DATA"]) / mod.DATASET if os.environ.get("MERT_BENCH_DATA")
+                             else "(no --data-dir, $MERT_BENCH_DATA unset)")
+        return ValidationReport(dataset=mod.DATASET, task=task_name, data_dir=str(shown), errors=[str(e)])
     rep, _ = check_listing(listing, level=level, progress=progress)
     return rep
 
