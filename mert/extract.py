@@ -85,7 +85,7 @@ def plan_windows(num_samples: int, model, window_s: float = 5.0, hop_s: float | 
     return WindowPlan(starts, win, w, owned, total)
 
 
-def iter_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 4,
+def iter_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 2,
                  layers: Sequence[int] | None = None, sample_rate: int | None = None
                  ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(window index, start sample, hidden [num_layers_kept, frames, D])`` per window, on the CPU.
@@ -108,7 +108,7 @@ def iter_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, 
                 yield k, plan.starts[k], stacked[j]
 
 
-def extract_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 4,
+def extract_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 2,
                     layers: Sequence[int] | None = None, frames: bool = True, dtype: torch.dtype = torch.float32,
                     sample_rate: int | None = None) -> WindowedFeatures:
     """Every layer's features for a whole track, computed window by window (see the module docstring).

@@ -131,6 +131,8 @@ def bench_long(args) -> dict:
     for mode, dtype in [("frames", "fp32"), ("frames", "fp16"), ("means", "fp32")]:
         cmd = [sys.executable, __file__, "--_long-child", "--preset", args.preset, "--minutes", str(args.minutes),
                "--mode", mode, "--dtype", dtype, "--window-batch", str(args.window_batch)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip().splitlines()[-1]
         r = json.loads(out)
         runs.append(r)
@@ -151,8 +153,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--long-audio", action="store_true")
     p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--window-batch", type=int, default=4)
+    p.add_argument("--window-batch", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--tag", default="", help="suffix for the output file name (e.g. 1thread)")
     p.add_argument("--_long-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="frames", help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
@@ -168,7 +171,8 @@ def main() -> int:
     res = bench_long(args) if args.long_audio else bench_speed(args)
     if not args.no_write:
         OUT.mkdir(parents=True, exist_ok=True)
-        name = "forward_95m_vs_hf.long_audio.json" if args.long_audio else "forward_95m_vs_hf.json"
+        name = "forward_95m_vs_hf" + (".long_audio" if args.long_audio else "") + (f".{args.tag}" if args.tag else "")
+        name += ".json"
         (OUT / name).write_text(json.dumps(res, indent=2) + "\n")
         print(f"wrote {OUT / name}")
     return 0
