@@ -180,6 +180,9 @@ class Trainer:
             from mert.teachers.cqt import CQTTeacher
 
             self.cqt = CQTTeacher(cfg.heads.cqt_bins, cfg.heads.cqt_bins_per_octave, cfg.heads.cqt_fmin).to(self.device)
+        self.flops_per_audio_second = None
+        self.peak_flops = None
+        self._estimate_flops()  # before wrapping (FSDP shards the parameters)
         self.model = self._wrap(self.module)
         # ---- optimiser + schedule
         o = cfg.optim
@@ -196,8 +199,6 @@ class Trainer:
         self.consecutive_nonfinite = 0
         self.wandb = None
         self.use_wandb = wandb or cfg.log.wandb
-        self.flops_per_audio_second = None
-        self.peak_flops = None
 
     # ---------------------------------------------------------------- setup
     def _wrap(self, module):
@@ -492,7 +493,6 @@ class Trainer:
 
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._estimate_flops()
         ck = latest_checkpoint(self.ckpt_dir)
         if ck is not None:
             self.load_checkpoint(ck)
@@ -514,7 +514,7 @@ class Trainer:
         stream = self.batches()
         try:
             while self.step < last:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 micro = []
                 for _ in range(cfg.optim.update_freq):
                     epoch, nxt, batch = next(stream)
@@ -525,7 +525,7 @@ class Trainer:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 dt = time.perf_counter() - t0
-                rec.update(step=self.step, epoch=self.epoch, lr=lr, step_time=dt,
+                rec.update(step=self.step, epoch=self.epoch, lr=lr, step_time=dt, cpu_time=time.process_time() - c0,
                            audio_s_per_s=rec["audio_s"] / dt)
                 rec["mfu"] = (self.flops_per_audio_second * rec["audio_s_per_s"] / (self.peak_flops * self.world_size)
                               if self.peak_flops else float("nan"))
