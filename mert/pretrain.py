@@ -478,11 +478,16 @@ class Trainer:
         from omegaconf import OmegaConf
 
         mode = os.environ.get("WANDB_MODE")
-        if mode is None:
-            try:
-                mode = "online" if wandb.api.api_key else "offline"
-            except Exception:  # noqa: BLE001 (no login / no settings)
-                mode = "offline"
+        if mode is None:  # online only with credentials (env or ~/.netrc from `wandb login`), else offline
+            logged_in = bool(os.environ.get("WANDB_API_KEY"))
+            if not logged_in:
+                import netrc
+
+                try:
+                    logged_in = netrc.netrc().authenticators("api.wandb.ai") is not None
+                except (OSError, netrc.NetrcParseError):
+                    logged_in = False
+            mode = "online" if logged_in else "offline"
         return wandb.init(project=self.cfg.log.wandb_project, name=self.cfg.log.run_name, mode=mode,
                           dir=str(self.out_dir), config=OmegaConf.to_container(self.cfg, resolve=True),
                           resume="allow")
