@@ -92,15 +92,19 @@ def bench_95m(args) -> dict:
     cqt = CQTTeacher()
     ours(wav), theirs(wav), cqt(wav)  # warm-up
     t_ours, t_theirs, t_cqt = [], [], []
+    c_ours, c_theirs = [], []  # process CPU seconds: less sensitive than wall time to other processes' load
     for r in range(args.repeats):
-        for fn, acc in ((ours, t_ours), (theirs, t_theirs)) if r % 2 == 0 else ((theirs, t_theirs), (ours, t_ours)):
-            t0 = time.perf_counter()
+        order = ((ours, t_ours, c_ours), (theirs, t_theirs, c_theirs))
+        for fn, acc, cacc in order if r % 2 == 0 else order[::-1]:
+            t0, c0 = time.perf_counter(), time.process_time()
             fn(wav)
             acc.append(time.perf_counter() - t0)
+            cacc.append(time.process_time() - c0)
         t0 = time.perf_counter()
         cqt(wav)
         t_cqt.append(time.perf_counter() - t0)
     m_ours, m_theirs, m_cqt = (statistics.median(x) for x in (t_ours, t_theirs, t_cqt))
+    mc_ours, mc_theirs = statistics.median(c_ours), statistics.median(c_theirs)
     res = {
         "what": "one pretraining step (forward, loss, backward, AdamW), CPU, same batch, same process",
         "batch": args.batch, "seconds_per_clip": args.seconds, "threads": torch.get_num_threads(),
@@ -109,14 +113,16 @@ def bench_95m(args) -> dict:
         "ratio_ours_over_torchaudio": m_ours / m_theirs,
         "cqt_teacher_s_per_batch": m_cqt,
         "ratio_ours_with_cqt_over_torchaudio": (m_ours + m_cqt) / m_theirs,
-        "runs_ours_s": t_ours, "runs_torchaudio_s": t_theirs,
+        "ours_cpu_s": mc_ours, "torchaudio_cpu_s": mc_theirs, "ratio_cpu_time_ours_over_torchaudio": mc_ours / mc_theirs,
+        "runs_ours_s": t_ours, "runs_torchaudio_s": t_theirs, "runs_ours_cpu_s": c_ours, "runs_torchaudio_cpu_s": c_theirs,
         "load_average_before": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
     }
     print(f"95M step, batch {args.batch} x {args.seconds} s, {torch.get_num_threads()} threads: ours {m_ours:.2f} s, "
           f"torchaudio hubert_pretrain_base {m_theirs:.2f} s, ratio ours/theirs {m_ours / m_theirs:.3f} "
-          f"(CQT target +{m_cqt:.2f} s -> {(m_ours + m_cqt) / m_theirs:.3f})")
+          f"(CQT target +{m_cqt:.2f} s -> {(m_ours + m_cqt) / m_theirs:.3f}); CPU time ours {mc_ours:.2f} s vs "
+          f"{mc_theirs:.2f} s, ratio {mc_ours / mc_theirs:.3f}")
     return res
 
 

@@ -1,7 +1,8 @@
 """Pretraining: the debug config learns with every teacher, configs, parameter counts, non-finite handling,
 export. (DDP equality: test_pretrain_ddp.py; SIGKILL + resume: test_pretrain_resume.py.)
 
-Audio: small synthetic music (tests/_pretrain_audio.py). EnCodec labels come from the real EnCodec
+Audio: the tiny embedded pretraining collection (tasks.embedded.prepare_pretraining("tiny"), rendered music),
+3 of its files for EnCodec (slower to label on the CPU). EnCodec labels come from the real EnCodec
 architecture with self-initialised codebooks (no pretrained weights in tests; see test_teachers.py).
 """
 from __future__ import annotations
@@ -21,7 +22,20 @@ from _pretrain_audio import make_audio_folder, self_initialised_encodec  # noqa:
 
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory):
-    return make_audio_folder(tmp_path_factory.mktemp("pt") / "audio", 8, (1.5, 3.0), seed=1)
+    """The tiny embedded pretraining collection (12 rendered 15 s pieces), or synthetic music without it."""
+    try:
+        from tasks.embedded import prepare_pretraining
+    except ImportError:  # pragma: no cover - the embedded corpus is part of the repo
+        return make_audio_folder(tmp_path_factory.mktemp("pt") / "audio", 8, (1.5, 3.0), seed=1)
+    return prepare_pretraining("tiny", home=tmp_path_factory.mktemp("home"), progress=False)
+
+
+def subset(folder: Path, out: Path, n: int) -> Path:
+    """A folder with the first n audio files of ``folder`` (links), for the slower EnCodec teacher."""
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(folder.glob("*.flac"))[:n]:
+        (out / f.name).symlink_to(f)
+    return out
 
 
 def make_labels(audio, out, teacher, clusters=16):
@@ -43,7 +57,8 @@ def train(labels, out, *overrides):
 
 @pytest.mark.parametrize("teacher", ["kmeans-mfcc", "kmeans-logmel-chroma", "encodec"])
 def test_debug_config_learns_with_each_teacher(audio, tmp_path, teacher):
-    labels = make_labels(audio, tmp_path / "labels", teacher)
+    src = subset(audio, tmp_path / "subset", 3) if teacher == "encodec" else audio
+    labels = make_labels(src, tmp_path / "labels", teacher)
     res = train(labels, tmp_path / "run", "train.save_every=1000")
     h = res["history"]
     assert len(h) == 30 and res["skipped"] == 0

@@ -76,8 +76,8 @@ def make_labels(args, encodec_model=None) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     files = list_audio(args.audio)
-    root = Path(args.audio).resolve()
-    rel = [f.resolve().relative_to(root).as_posix() for f in files]
+    root = Path(args.audio).absolute()  # not resolved: files may be symlinks into other folders
+    rel = [f.relative_to(Path(args.audio)).as_posix() for f in files]
     plan = out / "plan.json"
     plan_obj = {"teacher": args.teacher, "audio_root": str(root), "files": rel, "shard_size": args.shard_size,
                 "clusters": args.clusters, "seed": args.seed}
