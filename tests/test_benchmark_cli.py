@@ -1,0 +1,68 @@
+"""The command line: instant help and listing, config layering and errors, model resolution."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.__main__ import main
+from benchmark.config import ConfigError, resolve_config
+from benchmark.registry import ModelError, load_representation
+from tasks import get_task
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_help_and_list_tasks_do_not_import_torch():
+    code = ("import sys; from benchmark.__main__ import main; main(['list-tasks', '--format', 'csv']); "
+            "import contextlib, io\nwith contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):"
+            " main(['run', '--help'])\nprint('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "name,dataset,type,metrics,main_score,window,version"
+    assert len(lines) == 1 + 14 + 1 and lines[-1] == "NO-TORCH"
+    assert any(l.startswith("key,GiantSteps,key,weighted_key accuracy,weighted_key,") for l in lines)
+
+
+def test_config_layers_and_unknown_keys(tmp_path):
+    spec = get_task("beat")
+    cfg = resolve_config(spec)
+    assert cfg.probe.max_epochs == 60  # beat's task-type default over the global 100
+    f = tmp_path / "c.yaml"
+    f.write_text("probe:\n  max_epochs: 7\n  patience: 1\n")
+    cfg = resolve_config(spec, {"features": {"batch_seconds": 10.0}}, "fast", str(f), ["probe.patience=4"])
+    assert (cfg.probe.max_epochs, cfg.probe.patience, cfg.features.batch_seconds) == (7, 4, 10.0)
+    assert list(cfg.probe.lrs) == [1e-3, 5e-3]  # the fast grid
+    with pytest.raises(ConfigError, match=r"unknown config key 'probe.max_epoch'.*probe.max_epochs"):
+        resolve_config(spec, overrides=["probe.max_epoch=3"])
+    f.write_text("probes:\n  hidden: 3\n")
+    with pytest.raises(ConfigError, match=r"'probes'.*--config"):
+        resolve_config(spec, config_file=str(f))
+
+
+def test_model_names_did_you_mean_and_user_factory(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="did you mean 'mfcc'"):
+        load_representation("mfc")
+    (tmp_path / "mymodels.py").write_text(
+        "from benchmark.representations import Chroma\n"
+        "def factory():\n    r = Chroma()\n    r.name = 'my-chroma'\n    return r\n"
+        "def broken():\n    return object()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rep = load_representation("mymodels:factory")
+    assert rep.name == "my-chroma" and rep.num_layers == 1
+    with pytest.raises(ModelError, match="lacks"):
+        load_representation("mymodels:broken")
+    rep = load_representation("random:debug")
+    assert rep.num_layers == 3 and rep.identity() == load_representation("random:debug").identity()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["run", "--task", "kye", "--data", "prepared", "--data-dir", str(tmp_path)]) == 2
+    assert "did you mean 'key'" in capsys.readouterr().err
+    assert main(["run", "--task", "key", "--data", "prepared", "--data-dir", str(tmp_path)]) == 2
+    assert "meta.json missing" in capsys.readouterr().err
+    assert main(["run", "--task", "key", "--data", "prepared", "--data-dir", str(tmp_path), "probe.nope=1"]) == 2
+    assert "unknown config key 'probe.nope'" in capsys.readouterr().err

@@ -1,0 +1,70 @@
+"""Result records and leaderboards: generated rows, per-source tables, concurrent writers."""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+from benchmark.results import write_leaderboards, write_result
+
+
+def record(rep="mfcc", rev="abcd1234", task="key", ttype="key", source="embedded-standard", main=0.5):
+    layers = [{"layer": "0", "lr": 1e-3, "valid_main": main, "test": {"main": main}, "test_std": {"main": 0.0}}]
+    return {"schema": 1, "representation": {"name": rep, "revision": rev, "identity": rev * 2},
+            "task": {"name": task, "version": 1, "type": ttype}, "data": {"source": source},
+            "config": {}, "config_hash": "x", "environment": {}, "scores": {"main": main},
+            "selection": {"layer": "0", "lr": 1e-3}, "layers": layers, "seeds": [0], "timings": {}, "skipped": []}
+
+
+def _write(results, r):
+    write_result(Path(results) / "runs" / r["data"]["source"] / f"{r['representation']['name']}@"
+                 f"{r['representation']['revision']}" / f"{r['task']['name']}@v1.json", r)
+
+
+def test_leaderboard_rows_columns_and_average(tmp_path):
+    _write(tmp_path, record(task="key", main=0.5))
+    _write(tmp_path, record(task="separation", ttype="separation", main=3.0))
+    _write(tmp_path, record(task="key", source="real", main=0.7))
+    write_leaderboards(tmp_path, plots=False)
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    by = {r["data"]: r for r in rows}
+    assert set(by) == {"embedded-standard", "real"}
+    assert float(by["embedded-standard"]["key@v1"]) == pytest.approx(50.0)
+    assert float(by["embedded-standard"]["separation@v1"]) == pytest.approx(3.0)  # dB, not percent
+    assert float(by["embedded-standard"]["average"]) == pytest.approx(26.5)
+    assert by["real"]["separation@v1"] == "" and float(by["real"]["average"]) == pytest.approx(70.0)
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert md.index("## embedded-standard") < md.index("## real")
+    layer_csv = (tmp_path / "layers" / "real" / "key@v1.csv").read_text()
+    assert "mfcc" in layer_csv and "True" in layer_csv
+
+
+def test_write_result_rejects_incomplete_record(tmp_path):
+    r = record()
+    del r["scores"]
+    with pytest.raises(ValueError, match="scores"):
+        write_result(tmp_path / "x.json", r)
+
+
+def _writer(results, rep, n):
+    for i in range(n):
+        _write(results, record(rep=rep, task=["key", "genre", "tagging"][i % 3], ttype="key", main=0.1 * (i + 1)))
+        write_leaderboards(results, plots=False)
+
+
+def test_two_concurrent_writers_leave_both_rows(tmp_path):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), rep, 3)) for rep in ("mfcc", "chroma")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert sorted(r["representation"] for r in rows) == ["chroma", "mfcc"]
+    assert all(r["n_tasks"] == "3" for r in rows)
+    assert not list(tmp_path.glob(".*.tmp"))
+    json.loads(next(tmp_path.glob("runs/**/*.json")).read_text())
