@@ -510,8 +510,9 @@ class Trainer:
                 self.wandb = self._init_wandb()
             n_enc = sum(p.numel() for p in self.module.encoder.parameters())
             n_all = sum(p.numel() for p in self.module.parameters())
+            name = cfg.model.preset + (f" + {dict(cfg.model.overrides)}" if cfg.model.overrides else "")
             log.info("pretraining %s (%.2fM encoder params, %.2fM with heads) on %d x %s, %s, %d clips; "
-                     "teacher %s (%d x %d); updates %d -> %d", cfg.model.preset, n_enc / 1e6, n_all / 1e6,
+                     "teacher %s (%d x %d); updates %d -> %d", name, n_enc / 1e6, n_all / 1e6,
                      self.world_size, self.device, self.precision, len(self.dataset),
                      self.dataset.store.info.teacher, self.dataset.num_codebooks, self.dataset.codebook_size,
                      self.step, last)

@@ -114,6 +114,30 @@ def test_configs_and_unknown_keys(tmp_path):
         load_config(str(bad), ["data.labels=x"])
 
 
+def test_stability_options_train(audio, tmp_path):
+    """pre-LN + attention relaxation (MERT-v1-330M), DeepNorm, bf16 autocast and fp16 with a grad scaler."""
+    import torch as _torch
+
+    labels = make_labels(audio, tmp_path / "labels", "kmeans-mfcc")
+    variants = {
+        "preln-relax": ["model.overrides.layer_norm_first=true", "model.overrides.attention_relax=32.0"],
+        "deepnorm": ["model.overrides.deepnorm=true"],
+        "bf16": ["train.precision=bf16"],
+        "fp16": ["train.precision=fp16"],
+    }
+    for name, ov in variants.items():
+        res = train(labels, tmp_path / name, "optim.max_updates=4", "train.save_every=4", *ov)
+        losses = [r["loss"] for r in res["history"]]
+        assert len(losses) == 4 and all(math.isfinite(x) for x in losses), (name, losses)
+        ck = _torch.load(tmp_path / name / "checkpoints" / "checkpoint-00000004.pt", weights_only=False)
+        if name == "preln-relax":
+            assert ck["encoder_config"]["layer_norm_first"] and ck["encoder_config"]["attention_relax"] == 32.0
+        if name == "deepnorm":
+            assert ck["encoder_config"]["deepnorm"]
+        if name == "fp16":  # the scaler's state is checkpointed; overflowing steps are skipped and counted
+            assert ck["scaler"]["scale"] > 0 and res["skipped"] < 4
+
+
 def test_lr_schedule_warmup_then_polynomial_decay():
     from mert.pretrain import lr_lambda
 
