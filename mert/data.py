@@ -132,7 +132,8 @@ def global_batches(lengths: list[int], epoch: int, seed: int, max_samples_per_ra
     batches, cur, cur_max = [], [], 0
     for i in order.tolist():
         m = max(cur_max, lengths[i])
-        if cur and ((len(cur) + 1) * m > budget or (cap is not None and len(cur) >= cap)):
+        full = (len(cur) + 1) * m > budget or (cap is not None and len(cur) >= cap)
+        if len(cur) >= world_size and full:  # at least one clip per rank, even over the budget
             batches.append(cur)
             cur, cur_max = [], 0
             m = lengths[i]

@@ -175,6 +175,9 @@ class Trainer:
                               cfg.heads.final_dim, cfg.heads.temperature,
                               cfg.heads.cqt_bins if cfg.heads.cqt else 0)
         self.module = PretrainModel(encoder, heads).to(self.device)
+        # dropout / layerdrop draw from the global RNG: a different stream per rank (weights are identical:
+        # built from the seed above, and DDP broadcasts rank 0's anyway)
+        torch.manual_seed(cfg.train.seed * 1_000_003 + self.rank)
         self.cqt = None
         if cfg.heads.cqt:
             from mert.teachers.cqt import CQTTeacher

@@ -97,6 +97,9 @@ def test_duration_batches_cover_ranks(labelled):
             assert len(b) * max(lengths[i] for i in b) <= 4.5 * SR * world
         assert gb == global_batches(lengths, 0, 3, int(4.5 * SR), world)
         assert gb != global_batches(lengths, 1, 3, int(4.5 * SR), world)
+    # a budget below one clip still gives every rank one clip per batch
+    gb = global_batches(lengths, 0, 3, 100, world_size=2)
+    assert all(len(b) == 2 for b in gb) and len(gb) == len(lengths) // 2
     # two ranks see exactly the single-process batches, split; and a sampler resumes mid-epoch
     single = list(EpochBatches(ds, 0, 9.0, 0, 1))
     r0, r1 = list(EpochBatches(ds, 0, 4.5, 0, 2)), list(EpochBatches(ds, 0, 4.5, 1, 2))
