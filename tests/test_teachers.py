@@ -202,6 +202,24 @@ def test_labels_command_kmeans_and_resume(tmp_path, teacher):
         make_labels(labels_args(audio, out, teacher, clusters=32))
 
 
+def test_labels_split_over_jobs(tmp_path):
+    from mert.teachers.command import make_labels
+    from mert.teachers.storage import LabelStore
+
+    audio = make_audio_folder(tmp_path / "audio", 7, (1.0, 1.5))
+    out = tmp_path / "labels"
+    with pytest.raises(FileNotFoundError, match="job 0 fits it"):
+        make_labels(labels_args(audio, out, "kmeans-mfcc", num_jobs=2, job_index=1))
+    assert make_labels(labels_args(audio, out, "kmeans-mfcc", num_jobs=2, job_index=0)) is None  # shard 1 left
+    assert not (out / "labels.json").exists()
+    assert make_labels(labels_args(audio, out, "kmeans-mfcc", num_jobs=2, job_index=1)) == out / "labels.json"
+    single = tmp_path / "single"
+    make_labels(labels_args(audio, single, "kmeans-mfcc"))
+    a, b = LabelStore(out), LabelStore(single)
+    for p in a.files:
+        np.testing.assert_array_equal(a.labels(p), b.labels(p))
+
+
 def test_labels_cli_errors(tmp_path, capsys):
     from mert.__main__ import main
 

@@ -6,7 +6,8 @@
 Audio files (anything soundfile reads) under --audio are listed in sorted order, decoded to 24 kHz mono and
 labelled shard by shard (--shard-size files each). Each shard is written atomically with a done marker; a
 killed run started again skips the finished shards. ``labels.json`` records the teacher, its settings, the
-label frame rate (75 Hz) and every file; ``mert pretrain`` reads it.
+label frame rate (75 Hz) and every file; ``mert pretrain`` reads it. Large collections can be split over
+processes or machines sharing the output folder: ``--num-jobs N --job-index i`` (job 0 fits k-means first).
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fit-files", type=int, default=1000, help="k-means: files sampled for fitting")
     p.add_argument("--fit-frames", type=int, default=250_000, help="k-means: frames sampled for fitting")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-jobs", type=int, default=1,
+                   help="split the shards over this many processes (machines, GPUs) writing into the same --out")
+    p.add_argument("--job-index", type=int, default=0, help="this process's job, 0 .. num-jobs - 1 (shard %% num-jobs)")
 
 
 def make_teacher(args, files: list[Path], out: Path, encodec_model=None):
@@ -63,14 +67,18 @@ def make_teacher(args, files: list[Path], out: Path, encodec_model=None):
     model_path = out / "kmeans.npz"
     if model_path.exists():
         t.load(model_path)
+    elif getattr(args, "job_index", 0) != 0:
+        raise FileNotFoundError(f"{model_path}: the k-means model is not fitted yet; job 0 fits it, start the other "
+                                f"jobs once the file exists")
     else:
         t.fit(files, lambda f: read_audio(f, SAMPLE_RATE))
         t.save(model_path)
     return t
 
 
-def make_labels(args, encodec_model=None) -> Path:
-    """Label every file under ``args.audio`` into ``args.out``; returns the manifest path."""
+def make_labels(args, encodec_model=None) -> Path | None:
+    """Label every file under ``args.audio`` into ``args.out``; returns the manifest path (None while other
+    jobs of a ``--num-jobs`` split still have shards to do)."""
     from mert.audio import AudioError, read_audio
 
     out = Path(args.out)
@@ -92,8 +100,11 @@ def make_labels(args, encodec_model=None) -> Path:
     teacher = make_teacher(args, files, out, encodec_model=encodec_model)
     n_shards = (len(files) + args.shard_size - 1) // args.shard_size
     t0 = time.time()
+    jobs, job = getattr(args, "num_jobs", 1), getattr(args, "job_index", 0)
+    if not 0 <= job < jobs:
+        raise ValueError(f"--job-index {job} must lie in [0, --num-jobs {jobs})")
     for s in range(n_shards):
-        if shard_done(out, s):
+        if s % jobs != job or shard_done(out, s):
             continue
         entries, codes = [], []
         for f, r in zip(files[s * args.shard_size:(s + 1) * args.shard_size],
@@ -111,6 +122,11 @@ def make_labels(args, encodec_model=None) -> Path:
             codes.append(c)
         write_shard(out, s, entries, codes)
         log.info("labels: shard %d/%d done (%.0f s)", s + 1, n_shards, time.time() - t0)
+    missing = [s for s in range(n_shards) if not shard_done(out, s)]
+    if missing:  # other jobs are still working; the last one to finish writes the manifest
+        log.info("job %d/%d done; %d shards left to other jobs (rerun any job to write labels.json once they finish)",
+                 job, jobs, len(missing))
+        return None
     # the manifest: every shard's files with their rows
     all_files = []
     for s in range(n_shards):
@@ -138,6 +154,8 @@ def run(args) -> int:
     except (FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1
+    if path is None:
+        return 0
     m = json.loads(path.read_text())
     print(f"{m['teacher']}: {len(m['files'])} files, {m['total_frames']} frames at {m['frame_rate']} Hz, "
           f"{m['num_codebooks']} x {m['codebook_size']} codes -> {path}")
