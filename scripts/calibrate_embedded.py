@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -312,6 +313,7 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="delete this size's embedded folders first (to time the build)")
     ap.add_argument("--tasks", default="all")
     ap.add_argument("--no-pretraining", action="store_true")
+    ap.add_argument("--build-only", action="store_true", help="build and report time and size, score nothing")
     ap.add_argument("--out", default=str(ROOT / "results" / "embedded_calibration.json"))
     args = ap.parse_args()
 
@@ -320,42 +322,77 @@ def main() -> int:
     names = list(TASK_NAMES) if args.tasks == "all" else args.tasks.split(",")
     emb = data_root(args.home) / "embedded"
     if args.fresh and emb.exists():
-        for p in emb.glob(f"*-{args.size}"):
-            shutil.rmtree(p)
+        from tasks.embedded import task_dir
+
+        doomed = [task_dir(n, args.size, args.home) for n in names]
+        if args.tasks == "all":
+            doomed += list(emb.glob(f"_mtg-audio-*-{args.size}")) + list(emb.glob(f"pretraining-*-{args.size}"))
+        for p in doomed:
+            if p.exists():
+                shutil.rmtree(p)
     build = {}
     t_all = time.time()
-    for n in names:
-        t0 = time.time()
-        folder = prepare(n, args.size, home=args.home, progress=True)
-        build[n] = {"seconds": round(time.time() - t0, 1), "bytes": du(folder)}
-        print(f"built {n}: {build[n]['seconds']} s, {build[n]['bytes'] / 1e6:.0f} MB", flush=True)
-    if not args.no_pretraining:
-        t0 = time.time()
-        folder = prepare_pretraining(args.size, home=args.home)
-        build["pretraining"] = {"seconds": round(time.time() - t0, 1), "bytes": du(folder)}
-        print(f"built pretraining: {build['pretraining']}", flush=True)
+    ru_self, ru_kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = ru_self.ru_utime + ru_self.ru_stime + ru_kids.ru_utime + ru_kids.ru_stime
+    def cpu_now():
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    for n in names + ([] if args.no_pretraining else ["pretraining"]):
+        t0, c0 = time.time(), cpu_now()
+        if n == "pretraining":
+            folder = prepare_pretraining(args.size, home=args.home)
+        else:
+            folder = prepare(n, args.size, home=args.home, progress=sys.stderr.isatty())
+        build[n] = {"seconds": round(time.time() - t0, 1), "cpu_seconds": round(cpu_now() - c0, 1),
+                    "bytes": du(folder)}
+        print(f"built {n}: {build[n]}", flush=True)
     total_build = time.time() - t_all
-    total_bytes = sum(p.stat().st_size for p in emb.rglob("*") if p.is_file() and args.size in str(p.relative_to(emb)).split("/")[0])
-    print(f"build total {total_build:.0f} s, {total_bytes / 1e9:.2f} GB (load avg {os.getloadavg()})", flush=True)
+    seen, total_bytes = set(), 0
+    for p in emb.rglob("*"):
+        top = p.relative_to(emb).parts[0]
+        if p.is_file() and top.endswith(f"-{args.size}"):
+            st = p.stat()
+            if (st.st_dev, st.st_ino) not in seen:  # MTG audio is hard-linked into four folders
+                seen.add((st.st_dev, st.st_ino))
+                total_bytes += st.st_size
+    ru_self, ru_kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru_self.ru_utime + ru_self.ru_stime + ru_kids.ru_utime + ru_kids.ru_stime - cpu0
+    print(f"build total {total_build:.0f} s wall, {cpu:.0f} s CPU (= {cpu / 2:.0f} s on 2 idle cores), "
+          f"{total_bytes / 1e9:.2f} GB (load avg {os.getloadavg()})", flush=True)
 
     results = []
-    for n in names:
+    if args.build_only:
+        names_to_score = []
+    else:
+        names_to_score = names
+    for n in names_to_score:
         t0 = time.time()
         r = score_task(n, prepare(n, args.size, home=args.home, progress=False))
         r["seconds"] = round(time.time() - t0, 1)
         results.append(r)
         print(json.dumps(r), flush=True)
-    report = {"size": args.size, "build": build, "build_seconds_total": round(total_build, 1),
-              "bytes_total": total_bytes, "load_average_at_end": os.getloadavg(), "cpu_count": os.cpu_count(),
-              "results": results, "table": table(results)}
     from tasks.embedded import GENERATOR_VERSIONS
 
+    report = {"size": args.size, "cpu_count": os.cpu_count(), "results": [], "build": {}}
+    out_path = Path(args.out)
+    if args.tasks != "all" and out_path.exists():  # a partial run updates the stored report
+        report = json.loads(out_path.read_text())
+    by_task = {r["task"]: r for r in report["results"]}
+    by_task.update({r["task"]: r for r in results})
+    report["results"] = [by_task[n] for n in TASK_NAMES if n in by_task]
+    report["build"].update(build)
+    report["build_runs"] = report.get("build_runs", []) + [{
+        "tasks": names, "wall_seconds": round(total_build, 1), "cpu_seconds": round(cpu, 1),
+        "bytes_on_disk_for_size": total_bytes, "load_average_at_end": os.getloadavg()}]
+    report["bytes_total"] = total_bytes
     report["generator_versions"] = GENERATOR_VERSIONS
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    report["table"] = table(report["results"])
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=1) + "\n")
     print(report["table"])
     doc = ROOT / "docs" / "embedded.md"
-    if doc.exists() and args.size == "standard" and args.tasks == "all":
+    if doc.exists() and args.size == "standard" and len(report["results"]) == len(TASK_NAMES):
         text = doc.read_text()
         a, b = "<!-- calibration:start -->", "<!-- calibration:end -->"
         if a in text and b in text:

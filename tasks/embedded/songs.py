@@ -141,8 +141,10 @@ class BeatTask(SongTask):
 
 
 # ---------------------------------------------------------------------------------------------- emotion
-EMOTION_STYLES = ("pop", "classical", "folk", "newage", "rock", "jazz", "ambient", "orchestral", "lounge",
-                  "synthpop", "country")
+# ordered from calm to energetic: the style is drawn near the item's energy (tempo and level), as real
+# listeners' arousal follows instrumentation as well as tempo and loudness
+EMOTION_STYLES = ("ambient", "newage", "classical", "lounge", "folk", "jazz", "country", "orchestral", "pop",
+                  "synthpop", "rock")
 
 
 def emotion_targets(tempo, major, level_db, register, articulation, dissonance, rng=None) -> tuple[float, float]:
@@ -161,23 +163,26 @@ def emotion_targets(tempo, major, level_db, register, articulation, dissonance, 
 
 class EmotionTask(SongTask):
     name = "emotion"
-    version = 1
+    version = 2  # 2: style drawn near the item's energy (calm styles for slow/quiet items)
     sizes = {"standard": {"counts": {"train": 200, "valid": 50, "test": 100}, "duration": 10.0},
              "tiny": {"counts": {"train": 10, "valid": 4, "test": 4}, "duration": 5.0}}
 
     def make(self, job):
         rng = job.rng()
-        style = str(rng.choice(EMOTION_STYLES))
         tempo = float(rng.uniform(55, 180))
         major = bool(rng.random() < 0.5)
         level_db = float(rng.uniform(-30, -14))
+        energy = 0.5 * (tempo - 55) / 125 + 0.5 * (level_db + 30) / 16
+        k = int(np.clip(round(energy * (len(EMOTION_STYLES) - 1) + rng.normal(0, 1.5)), 0, len(EMOTION_STYLES) - 1))
+        style = EMOTION_STYLES[k]
         register = int(rng.integers(-12, 13))
         articulation = float(rng.uniform(0.25, 1.0))
         dissonance = float(rng.uniform(0, 0.8))
         dynamics = (level_db + 22) / 16 * 0.6  # velocities follow the level: -0.3 .. 0.3
         song = compose(rng, style, job.p["duration"], mode="major" if major else "minor", tempo=tempo,
                        tempo_kind="constant", register=register, articulation=articulation,
-                       dissonance=dissonance, dynamics=dynamics, vocals=False)
+                       dissonance=dissonance, dynamics=dynamics, vocals=False,
+                       drums=None if energy > 0.35 else False, density=float(np.clip(0.15 + 0.7 * energy, 0.1, 0.9)))
         y = normalize(render_song(song, rng), level_db)
         a, v = emotion_targets(tempo, major, level_db, register, articulation, dissonance, rng)
         extra = dict(style=style, tempo=round(tempo, 2), mode="major" if major else "minor",
