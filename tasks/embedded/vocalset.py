@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from tasks.embedded import voice as V
 from tasks.embedded.common import SPLITS, Job, Out
@@ -14,6 +13,8 @@ SINGER_NAMES = tuple(V.SINGERS)
 
 def room(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A small random room (exponentially decaying noise IR) and a noise floor: recording conditions."""
+    from scipy.signal import fftconvolve
+
     rt = rng.uniform(0.15, 0.6)
     n = int(rt * V.SR)
     ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)

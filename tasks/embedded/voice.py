@@ -19,7 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
+
+
+def lfilter(b, a, x):
+    """scipy.signal.lfilter, imported on first use (keeps ``import tasks.embedded`` light)."""
+    from scipy.signal import lfilter as _lfilter
+
+    return _lfilter(b, a, x)
 
 SR = 24000
 
