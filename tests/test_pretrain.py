@@ -2,7 +2,7 @@
 export. (DDP equality: test_pretrain_ddp.py; SIGKILL + resume: test_pretrain_resume.py.)
 
 Audio: the tiny embedded pretraining collection (tasks.embedded.prepare_pretraining("tiny"), rendered music),
-3 of its files for EnCodec (slower to label on the CPU). EnCodec labels come from the real EnCodec
+the first 4 s of 6 of its files for EnCodec (slower to label on the CPU). EnCodec labels come from the real EnCodec
 architecture with self-initialised codebooks (no pretrained weights in tests; see test_teachers.py).
 """
 from __future__ import annotations
@@ -30,11 +30,13 @@ def audio(tmp_path_factory):
     return prepare_pretraining("tiny", home=tmp_path_factory.mktemp("home"), progress=False)
 
 
-def subset(folder: Path, out: Path, n: int) -> Path:
-    """A folder with the first n audio files of ``folder`` (links), for the slower EnCodec teacher."""
+def subset(folder: Path, out: Path, n: int, seconds: float = 4.0) -> Path:
+    """The first ``seconds`` of the first n files of ``folder``, for the slower EnCodec teacher on the CPU."""
+    from mert.audio import read_audio, write_audio
+
     out.mkdir(parents=True, exist_ok=True)
     for f in sorted(folder.glob("*.flac"))[:n]:
-        (out / f.name).symlink_to(f)
+        write_audio(out / f.name, read_audio(f, 24000, end=seconds), 24000)
     return out
 
 
@@ -57,7 +59,7 @@ def train(labels, out, *overrides):
 
 @pytest.mark.parametrize("teacher", ["kmeans-mfcc", "kmeans-logmel-chroma", "encodec"])
 def test_debug_config_learns_with_each_teacher(audio, tmp_path, teacher):
-    src = subset(audio, tmp_path / "subset", 3) if teacher == "encodec" else audio
+    src = subset(audio, tmp_path / "subset", 6) if teacher == "encodec" else audio
     labels = make_labels(src, tmp_path / "labels", teacher)
     res = train(labels, tmp_path / "run", "train.save_every=1000")
     h = res["history"]
