@@ -458,7 +458,7 @@ class Trainer:
     def _csv_columns(self) -> list[str]:
         k = self.dataset.num_codebooks
         return (["step", "epoch", "lr", "loss", "ce", "acc", "cqt", "feat_pen", "grad_norm", "loss_scale",
-                 "skipped", "clips", "masked_frames", "audio_s", "audio_s_per_s", "mfu", "step_time"]
+                 "skipped", "clips", "masked_frames", "audio_s", "audio_s_per_s", "mfu", "step_time", "cpu_time"]
                 + [f"ce_{i}" for i in range(k)] + [f"acc_{i}" for i in range(k)])
 
     def _open_csv(self):
