@@ -85,7 +85,22 @@ def plan_windows(num_samples: int, model, window_s: float = 5.0, hop_s: float | 
     return WindowPlan(starts, win, w, owned, total)
 
 
-def iter_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 2,
+def _window_batches(model, x: torch.Tensor, plan: WindowPlan, batch_size: int):
+    """Yield (window indices, MertOutput) per batch of windows; one batch alive at a time."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for b0 in range(0, len(plan.starts), batch_size):
+            idx = list(range(b0, min(b0 + batch_size, len(plan.starts))))
+            batch = torch.stack([x[plan.starts[k]: plan.starts[k] + plan.num_samples] for k in idx]).to(device)
+            yield idx, model(batch)
+
+
+def _layers(model, layers) -> list[int]:
+    n = model.num_layers + 1
+    return list(range(n)) if layers is None else [int(i) % n for i in layers]
+
+
+def iter_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 1,
                  layers: Sequence[int] | None = None, sample_rate: int | None = None
                  ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield ``(window index, start sample, hidden [num_layers_kept, frames, D])`` per window, on the CPU.
@@ -93,22 +108,16 @@ def iter_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, 
     Only one batch of windows is alive at a time. ``wav``: one clip ([T], or [C, T] averaged to mono), at
     ``sample_rate`` (default: the model's; other rates are resampled)."""
     x, _ = model.prepare_input(wav, sample_rate)
-    x = x[0]
     plan = plan_windows(x.shape[-1], model, window_s, hop_s)
-    keep = list(range(model.num_layers + 1)) if layers is None else [int(i) % (model.num_layers + 1) for i in layers]
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        for b0 in range(0, len(plan.starts), batch_size):
-            idx = list(range(b0, min(b0 + batch_size, len(plan.starts))))
-            batch = torch.stack([x[plan.starts[k]: plan.starts[k] + plan.num_samples] for k in idx]).to(device)
-            out = model(batch)
-            stacked = torch.stack([out.hidden_states[i] for i in keep], 1).float().cpu()  # [b, L', n, D]
-            del out
-            for j, k in enumerate(idx):
-                yield k, plan.starts[k], stacked[j]
+    keep = _layers(model, layers)
+    for idx, out in _window_batches(model, x[0], plan, batch_size):
+        stacked = torch.stack([out.hidden_states[i] for i in keep], 1).float().cpu()  # [b, L', n, D]
+        del out
+        for j, k in enumerate(idx):
+            yield k, plan.starts[k], stacked[j]
 
 
-def extract_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 2,
+def extract_windows(model, wav, window_s: float = 5.0, hop_s: float | None = None, batch_size: int = 1,
                     layers: Sequence[int] | None = None, frames: bool = True, dtype: torch.dtype = torch.float32,
                     sample_rate: int | None = None) -> WindowedFeatures:
     """Every layer's features for a whole track, computed window by window (see the module docstring).
@@ -117,15 +126,19 @@ def extract_windows(model, wav, window_s: float = 5.0, hop_s: float | None = Non
     grid (in ``dtype``; skipped with ``frames=False``) and ``window_means`` [windows, layers, D]. ``layers``
     selects hidden-state indices (default all ``num_layers + 1``). Windowed and full-context outputs differ."""
     x, _ = model.prepare_input(wav, sample_rate)
-    x = x[0]
     plan = plan_windows(x.shape[-1], model, window_s, hop_s)
-    keep = list(range(model.num_layers + 1)) if layers is None else [int(i) % (model.num_layers + 1) for i in layers]
+    keep = _layers(model, layers)
     out_frames = torch.empty(len(keep), plan.total_frames, model.dim, dtype=dtype) if frames else None
     means = torch.empty(len(plan.starts), len(keep), model.dim, dtype=torch.float32)
-    for k, start, hidden in iter_windows(model, x, window_s, hop_s, batch_size, keep):
-        means[k] = hidden.mean(1)
-        if out_frames is not None:
-            a, b = plan.owned[k]
-            f0 = start // model.config.total_stride
-            out_frames[:, a:b] = hidden[:, a - f0: b - f0].to(dtype)
+    stride = model.config.total_stride
+    for idx, out in _window_batches(model, x[0], plan, batch_size):
+        for li, layer in enumerate(keep):  # copied layer by layer straight into the result: no extra buffers
+            h = out.hidden_states[layer]
+            means[idx, li] = h.float().mean(1).cpu()
+            if out_frames is not None:
+                for j, k in enumerate(idx):
+                    a, b = plan.owned[k]
+                    f0 = plan.starts[k] // stride
+                    out_frames[li, a:b] = h[j, a - f0: b - f0].to(device="cpu", dtype=dtype)
+        del out
     return WindowedFeatures(out_frames, means, torch.tensor(plan.starts), keep, model.sample_rate, model.frame_rate)

@@ -292,7 +292,7 @@ class PositionalConv(nn.Module):
         b, t, d = x.shape
         p, g = self.kernel // 2, self.groups
         c = d // g
-        n = t + p + self.kernel
+        n = t + self.kernel - 1  # the shortest FFT with no circular wrap-around into outputs 0..t-1
         n += n % 2
         wf = self._weight_spectrum(n)
         xf = torch.fft.rfft(F.pad(x, (0, 0, p, 0)), n=n, dim=1)  # [B, F, D]
@@ -515,6 +515,8 @@ class MertModel(nn.Module):
         param = self.masked_spec_embed
         x = x.to(device=param.device, dtype=param.dtype if x.dtype not in (torch.float16, torch.bfloat16)
                  else x.dtype)
+        if lengths is not None:
+            lengths = lengths.to(x.device)
         b = x.shape[0]
         feats = self.feature_extractor(x, lengths)  # [B, T', C]
         t = feats.shape[1]
@@ -528,7 +530,7 @@ class MertModel(nn.Module):
         if mask is not None:
             if mask.shape != h.shape[:2]:
                 raise ValueError(f"mask has shape {tuple(mask.shape)}, expected [B, T'] = {tuple(h.shape[:2])}")
-            h = torch.where(mask.unsqueeze(-1), self.masked_spec_embed.to(h.dtype), h)
+            h = torch.where(mask.to(h.device).unsqueeze(-1), self.masked_spec_embed.to(h.dtype), h)
         if frame_mask is not None:
             keep = frame_mask.unsqueeze(-1)
             h = h * keep.to(h.dtype)  # padded frames are zero at the positional conv, as for a clip alone

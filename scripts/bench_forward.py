@@ -128,7 +128,10 @@ def _long_child(args) -> None:
 
 def bench_long(args) -> dict:
     runs = []
-    for mode, dtype in [("frames", "fp32"), ("frames", "fp16"), ("means", "fp32")]:
+    configs = [("frames", "fp32"), ("frames", "fp16"), ("means", "fp32")]
+    if args.configs:
+        configs = [tuple(c.split(":")) for c in args.configs.split(",")]
+    for mode, dtype in configs:
         cmd = [sys.executable, __file__, "--_long-child", "--preset", args.preset, "--minutes", str(args.minutes),
                "--mode", mode, "--dtype", dtype, "--window-batch", str(args.window_batch)]
         if args.threads:
@@ -153,7 +156,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--long-audio", action="store_true")
     p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--window-batch", type=int, default=2)
+    p.add_argument("--window-batch", type=int, default=1)
+    p.add_argument("--configs", default="", help="long audio: comma list of mode:dtype (frames:fp32,frames:fp16,"
+                                                 "means:fp32; default all three)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--tag", default="", help="suffix for the output file name (e.g. 1thread)")
     p.add_argument("--_long-child", action="store_true", help=argparse.SUPPRESS)
