@@ -69,8 +69,10 @@ class Standardizer:
     def __call__(self, x_rows: np.ndarray, device):
         import torch
 
+        if self.mean.device != torch.device(device):
+            self.mean, self.inv = self.mean.to(device), self.inv.to(device)
         x = torch.from_numpy(np.ascontiguousarray(x_rows[:, self.layers])).to(device).float()
-        return (x - self.mean.to(device)) * self.inv.to(device)
+        return (x - self.mean) * self.inv
 
 
 class BatchedMLP:
