@@ -42,7 +42,7 @@ def register_model(entry: ModelEntry) -> None:
 
 
 for _n, _d in (("mfcc", "20 MFCC + deltas, mean/std over frames"),
-               ("chroma", "12-bin CQT chroma, mean/std over frames"),
+               ("chroma", "12-bin STFT chroma, mean/std over frames"),
                ("cqt", "84-bin log CQT (nnAudio), mean/std over frames"),
                ("melspec", "128-band log-mel, mean/std over frames")):
     register_model(ModelEntry(_n, "handcrafted", _n, _d))

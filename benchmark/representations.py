@@ -15,7 +15,8 @@ Handcrafted baselines are one-layer representations at 24 kHz with a 320-sample 
 rate), computed item by item on the valid samples only (so padding can never leak into them):
 
 - ``mfcc``: 20 MFCCs (64 mel bands, 1024-point FFT) + deltas + delta-deltas (60 per frame)
-- ``chroma``: 12-bin CQT chroma (36 bins/octave over 7 octaves from C1, folded, max-normalised per frame)
+- ``chroma``: 12-bin chroma (4096-point STFT power through librosa's chroma filter bank, max-normalised per
+  frame)
 - ``cqt``: 84-bin log-magnitude CQT (12 bins/octave, 7 octaves from C1), nnAudio
 - ``melspec``: 128-band log-mel spectrogram (1024-point FFT)
 """
@@ -156,15 +157,37 @@ class CQT(_CQTBase):
         return torch.log(self.cqt(x) + 1e-6)
 
 
-class Chroma(_CQTBase):
+class Chroma(Handcrafted):
+    """12-bin chroma from a 4096-point STFT (5.9 Hz bins at 24 kHz) and librosa's chroma filter bank."""
+
     name = "chroma"
     dim = 12
-    bins_per_octave = 36
-    params = {"fmin": "C1", "bins_per_octave": 36, "octaves": 7, "hop": HOP, "norm": "max"}
+    n_fft = 4096
+    params = {"n_fft": 4096, "hop": HOP, "filters": "librosa.filters.chroma", "norm": "max", "power": 2}
+
+    def build(self):
+        import librosa
+        import torch
+        import torchaudio
+
+        class _M(torch.nn.Module):
+            def __init__(self, n_fft):
+                super().__init__()
+                self.spec = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=HOP, center=True, power=2.0)
+                fb = librosa.filters.chroma(sr=SAMPLE_RATE, n_fft=n_fft, n_chroma=12, tuning=0.0, base_c=True)
+                self.register_buffer("fb", torch.tensor(fb, dtype=torch.float32))
+
+            def forward(self, x):
+                return self.fb @ self.spec(x)  # [12, T']
+
+        return _M(self.n_fft)
 
     def frames(self, x):
-        c = self.cqt(x)  # [T', 7*36]
-        c = c.reshape(c.shape[0], self.n_octaves, 12, 3).sum(dim=(1, 3))  # pitch classes from C
+        import torch
+
+        if x.shape[-1] <= self.n_fft // 2:  # reflect padding needs more samples than half the window
+            x = torch.nn.functional.pad(x, (0, self.n_fft // 2 + 1 - x.shape[-1]))
+        c = self.module()(x).T  # [T', 12], pitch classes from C
         return c / c.max(dim=1, keepdim=True).values.clamp_min(1e-8)
 
 
