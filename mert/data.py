@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ class PretrainDataset:
         self.crop = int(round(crop_seconds * SAMPLE_RATE))
         self.min_crop = int(round(min_crop_seconds * SAMPLE_RATE))
         self.seed = seed
+        self._rates: dict[int, int] = {}
         self.clips: list[Clip] = []
         for f in self.store.manifest["files"]:
             n = int(f["num_samples"])
@@ -80,6 +82,14 @@ class PretrainDataset:
         rng = np.random.default_rng(clip_seed(self.seed, epoch, index))
         return HOP * int(rng.integers(0, steps + 1))
 
+    def _native_rate(self, index: int) -> int:
+        rate = self._rates.get(index)
+        if rate is None:
+            from .audio import audio_info
+
+            rate = self._rates[index] = audio_info(self.audio_root / self.clips[index].path)[0]
+        return rate
+
     def __getitem__(self, key: tuple[int, int]) -> dict:
         from .audio import read_audio
 
@@ -88,7 +98,16 @@ class PretrainDataset:
         offset = self.crop_offset(epoch, index)
         n = c.crop_samples
         path = self.audio_root / c.path
-        wav = read_audio(path, SAMPLE_RATE, start=offset / SAMPLE_RATE, end=(offset + n) / SAMPLE_RATE)
+        sr = self._native_rate(index)
+        if sr == SAMPLE_RATE:
+            wav = read_audio(path, SAMPLE_RATE, start=offset / SAMPLE_RATE, end=(offset + n) / SAMPLE_RATE)
+        else:
+            # decode a margin around the crop, starting on a sample where both rates' grids meet, so the
+            # resampled crop equals the crop of the resampled file (what the labels were computed on)
+            grid = SAMPLE_RATE // math.gcd(sr, SAMPLE_RATE)
+            a = max(0, (offset - HOP) // grid * grid)
+            b = min(c.num_samples, offset + n + HOP)
+            wav = read_audio(path, SAMPLE_RATE, start=a / SAMPLE_RATE, end=b / SAMPLE_RATE)[offset - a:]
         if len(wav) < n:  # resampling of an excerpt can give a sample less
             wav = np.pad(wav, (0, n - len(wav)))
         wav = wav[:n]

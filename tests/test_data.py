@@ -72,12 +72,16 @@ def test_crops_and_labels(labelled):
             np.testing.assert_array_equal(item["labels"], ds.store.labels(c.path, off // HOP, len(item["labels"])))
             if c.path == "exact.flac":
                 offsets_exact.add(off)
-            if epoch == 0 and c.path != "hifi.flac":
+            if epoch < 2:
+                whole = read_audio(audio / c.path, SR)  # what the labels were computed on
+                # a 44.1 kHz file: the resampled crop is the crop of the resampled file (margin decoded)
+                np.testing.assert_allclose(item["wav"], whole[off:off + c.crop_samples], atol=1e-4)
                 # the crop's own labels equal the stored labels (deltas differ only at the 2 edge frames)
                 own = teacher.label(item["wav"])
-                np.testing.assert_array_equal(own[2:-2], item["labels"][2:-2])
-                whole = read_audio(audio / c.path, SR)
-                np.testing.assert_allclose(item["wav"], whole[off:off + c.crop_samples], atol=1e-6)
+                if c.path == "hifi.flac":  # resampling noise (~1e-5) may flip a frame on a cluster boundary
+                    assert (own[2:-2] == item["labels"][2:-2]).mean() > 0.97
+                else:
+                    np.testing.assert_array_equal(own[2:-2], item["labels"][2:-2])
     assert offsets_exact == {0, HOP}, "a file one hop longer than the crop: offsets 0 and 320 (first receptive field)"
     assert ds.crop_offset(1, 0) == ds.crop_offset(1, 0), "deterministic"
 
