@@ -70,11 +70,12 @@ def task_dir(task_name: str, size: str = "standard", home=None) -> Path:
     return data_root(home) / "embedded" / folder_name(task_name, size)
 
 
-def _workers(n_jobs: int) -> int:
+def _workers(n_jobs: int, size: str) -> int:
+    """Worker processes: 1 for tiny builds (spawning costs more than it saves), else 2 (or $MERT_BENCH_WORKERS)."""
     env = os.environ.get("MERT_BENCH_WORKERS")
     if env:
         return max(1, int(env))
-    return 1 if n_jobs < 200 else min(2, os.cpu_count() or 1)
+    return 1 if size == "tiny" or n_jobs < 8 else min(2, os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------------------------- jobs
@@ -105,12 +106,12 @@ def _init_worker() -> None:
         pass
 
 
-def run_jobs(key: str, jobs: list[Job], out_dir: Path, progress: bool, desc: str) -> list[dict]:
+def run_jobs(key: str, jobs: list[Job], out_dir: Path, progress: bool, desc: str, size: str = "standard") -> list[dict]:
     """Run jobs (in a 2-process pool for big builds); results come back in job order."""
     from tqdm import tqdm
 
     args = [(key, j, str(out_dir)) for j in jobs]
-    n = _workers(len(jobs))
+    n = _workers(len(jobs), size)
     bar = tqdm(total=len(jobs), desc=desc, unit="item", disable=not progress, leave=False)
     results: list[dict] = []
     try:
@@ -197,7 +198,7 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
             gen = GENERATORS[task_name]
             jobs = gen.plan(size)
             with F.atomic_dir(final) as tmp:
-                items = run_jobs(task_name, jobs, tmp, progress, f"{task_name} ({size})")
+                items = run_jobs(task_name, jobs, tmp, progress, f"{task_name} ({size})", size)
                 labels = gen.labels(items)
                 if gen.__class__.__name__ == "TaggingTask":
                     keep = set(labels)
@@ -232,7 +233,7 @@ def _build_mtg_audio(size: str, home, progress: bool) -> Path:
         if F.is_complete(final):
             return final
         with F.atomic_dir(final) as tmp:
-            items = run_jobs("mtg", MTG.plan(size), tmp, progress, f"mtg audio ({size})")
+            items = run_jobs("mtg", MTG.plan(size), tmp, progress, f"mtg audio ({size})", size)
             for split in SPLITS:
                 F.write_split(tmp, split, [F.Item(**{k: v for k, v in it.items() if not k.startswith("_")})
                                            for it in items if it["_split"] == split])
@@ -290,7 +291,7 @@ def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None =
         if F.is_complete(final):
             return final
         with F.atomic_dir(final) as tmp:
-            items = run_jobs("pretraining", PRETRAINING.plan(size), tmp, progress, f"pretraining ({size})")
+            items = run_jobs("pretraining", PRETRAINING.plan(size), tmp, progress, f"pretraining ({size})", size)
             dur = PRETRAINING.sizes[size]["duration"]
             meta = {"source": "embedded", "kind": "pretraining", "generator_version": PRETRAINING.version,
                     "size": size, "sample_rate": SR, "seed": BASE_SEED, "files": len(items),
