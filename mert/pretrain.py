@@ -609,5 +609,10 @@ def run(args) -> int:
         return 1
     finally:
         if dist.is_available() and dist.is_initialized():
+            # Every rank reaches the end before the group goes away: a gloo rank that tears down while its
+            # peer is still saving a checkpoint aborts the process ("terminate called without an active
+            # exception"), seen under load.
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
             dist.destroy_process_group()
     return 0
