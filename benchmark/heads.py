@@ -13,7 +13,7 @@ reported metric wherever it can be vectorised), and the reported metrics through
 - beat: per-frame binary cross-entropy against targets 1 at the frame nearest each beat and 0.5 at
   +-``beat.widen`` frames; activations decoded to beat times by librosa's dynamic-programming beat tracker
   (``librosa.beat.beat_track(onset_envelope=...)``) for every reported score, and by peak picking
-  (local maxima above ``beat.peak_threshold``) for the per-epoch early-stopping score, where running the
+  (local maxima above ``beat.peak_threshold``, or half the track's maximum activation when that is lower) for the per-epoch early-stopping score, where running the
   tracker for every probe every epoch would cost more than the training.
 """
 from __future__ import annotations
@@ -295,7 +295,9 @@ class BeatHead(Head):
         return np.array(out)
 
     def peaks(self, t, a):
-        thr = float(self.cfg.beat.peak_threshold)
+        # the threshold adapts to weak activations (half the track's maximum when that is below it), so the
+        # early-stopping score is informative before the probe reaches confident outputs
+        thr = min(float(self.cfg.beat.peak_threshold), 0.5 * float(a.max()) if len(a) else 0.0)
         left = np.r_[-np.inf, a[:-1]]
         right = np.r_[a[1:], -np.inf]
         keep = (a >= thr) & (a >= left) & (a > right)

@@ -12,7 +12,8 @@ the weighted sum): ``x_m = einsum('bld,ml->mbd', x, A)``. Members share the mini
 seed, so seeds differ in order, initialisation and dropout) and nothing else: their losses are summed, so
 each member's gradient is its own; Adam is elementwise, and the per-member learning rate, plateau halving
 and early stopping are a per-member lr vector in a batched Adam step (a stopped member gets lr 0 and keeps
-its best state). Selection: the (layer, lr) with the best validation main score, averaged over seeds.
+its best state; stopped members are dropped from the batched model at the end of the epoch, so the
+sweep gets cheaper as probes converge). Selection: the (layer, lr) with the best validation main score, averaged over seeds.
 """
 from __future__ import annotations
 
@@ -220,6 +221,7 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
         active = np.ones(M, dtype=bool)
         best_state = model.state()
         y = train["y_rows"]
+        alive = np.arange(M)  # global ids of the members still in the batched model (stopped ones are dropped)
         epoch = 0
         for epoch in range(int(pcfg.max_epochs)):
             perm = rng.permutation(len(xtr))
@@ -229,29 +231,37 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
                 loss = head.loss(out, y[idx].to(device))
                 loss.sum().backward()
                 opt.step()
-            score = head.fast_scores(unit_outputs(head, _forward_rows(model, std, valid["feats"].x, device), valid),
+            local = head.fast_scores(unit_outputs(head, _forward_rows(model, std, valid["feats"].x, device), valid),
                                      valid)
-            score = np.where(np.isfinite(score), score, -np.inf)
+            score = np.full(M, -np.inf)
+            score[alive] = np.where(np.isfinite(local), local, -np.inf)
             improved = (score > best) & active
             best[improved] = score[improved]
             best_epoch[improved] = epoch
             since[improved] = 0
             since[~improved & active] += 1
-            if improved.any():
-                imp = torch.from_numpy(improved).to(device)
+            imp_local = improved[alive]
+            if imp_local.any():
+                g = torch.from_numpy(alive[imp_local]).to(device)
+                l_ = torch.from_numpy(np.nonzero(imp_local)[0]).to(device)
                 with torch.no_grad():
                     for k, v in model.params.items():
-                        best_state[k] = torch.where(imp.view(-1, *([1] * (v.dim() - 1))), v.detach(), best_state[k])
-            halve = active & (since > 0) & (since % int(pcfg.plateau_patience) == 0)
+                        best_state[k][g] = v.detach()[l_]
+            halve = (active & (since > 0) & (since % int(pcfg.plateau_patience) == 0))[alive]
             opt.lr[torch.from_numpy(halve).to(device)] *= float(pcfg.plateau_factor)
             stop = active & (since >= int(pcfg.patience)) & (epoch + 1 >= int(pcfg.min_epochs))
             active &= ~stop
-            opt.lr[torch.from_numpy(~active).to(device)] = 0.0
             if epoch_callback is not None:
                 epoch_callback(seed, epoch, score, members)
             if not active.any():
                 break
+            if stop.any():
+                keep = active[alive]
+                _compact(model, opt, torch.from_numpy(np.nonzero(keep)[0]).to(device))
+                alive = alive[keep]
         del base_lr
+        model = BatchedMLP(members, len(layers), xtr.shape[2], int(pcfg.hidden), head.out_dim(),
+                           float(pcfg.dropout), layer_pos, device)
         with torch.no_grad():
             for k in model.params:
                 model.params[k].copy_(best_state[k])
@@ -266,6 +276,20 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
             log(f"  seed {seed}: {epoch + 1} epochs, best valid {np.max(best):.4f}")
     res.seconds = time.time() - t0
     return res
+
+
+def _compact(model: BatchedMLP, opt: BatchedAdam, keep) -> None:
+    """Drop stopped members from the batched model and its optimiser state (their best states are saved)."""
+    with __import__("torch").no_grad():
+        for k in list(model.params):
+            model.params[k] = model.params[k].detach()[keep].clone().requires_grad_(True)
+            opt.m[k] = opt.m[k][keep].clone()
+            opt.v[k] = opt.v[k][keep].clone()
+    opt.params = model.params
+    opt.lr = opt.lr[keep].clone()
+    model.onehot = model.onehot[keep]
+    model.weighted = model.weighted[keep.cpu()]
+    model.M = len(keep)
 
 
 def _final_scores(head, model, std, data, device) -> list[dict[str, float]]:
