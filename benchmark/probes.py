@@ -139,9 +139,12 @@ class BatchedAdam:
         self.wd = weight_decay
         self.m = {k: torch.zeros_like(v) for k, v in params.items()}
         self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.buf: dict = {}
         self.t = 0
 
     def step(self):
+        """One Adam step (torch.optim.Adam's formula) with in-place ops and reused buffers: the stacked
+        parameters are large (84 probes x 768 x 512), so temporaries would cost more than the arithmetic."""
         import torch
 
         self.t += 1
@@ -153,12 +156,19 @@ class BatchedAdam:
                 if g is None:
                     continue
                 if self.wd:
-                    g = g.add(p, alpha=self.wd)
-                self.m[k].mul_(self.b1).add_(g, alpha=1 - self.b1)
-                self.v[k].mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-                lr = self.lr.view(-1, *([1] * (p.dim() - 1)))
-                p.sub_(lr * (self.m[k] / bc1) / ((self.v[k] / bc2).sqrt_().add_(self.eps)))
-                p.grad = None
+                    g.add_(p, alpha=self.wd)
+                m, v = self.m[k], self.v[k]
+                m.mul_(self.b1).add_(g, alpha=1 - self.b1)
+                v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+                buf = self.buf.get(k)
+                if buf is None or buf.shape != p.shape:
+                    buf = self.buf[k] = torch.empty_like(p)
+                torch.sqrt(v, out=buf)
+                buf.mul_(1 / math.sqrt(bc2)).add_(self.eps)
+                torch.div(m, buf, out=buf)
+                buf.mul_((self.lr / bc1).view(-1, *([1] * (p.dim() - 1))))
+                p.sub_(buf)
+                g.zero_()  # keep the gradient buffer: backward accumulates into it without a new allocation
 
 
 def _forward_rows(model, std, x: np.ndarray, device, max_elems: int = 1 << 25):
