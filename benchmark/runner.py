@@ -299,7 +299,8 @@ def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
     }
 
 
-def print_table(results: list[dict], file=sys.stdout) -> None:
+def print_table(results: list[dict], file=None) -> None:
+    file = file or sys.stdout  # looked up at call time (sys.stdout may be replaced, e.g. by pytest)
     rows = [("task", "data", "model", "main", "+-", "layer", "lr", "time_s")]
     for r in results:
         rows.append((r["task"]["name"], r["data"]["source"], r["representation"]["name"],
