@@ -42,8 +42,9 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        # count before writing: the client may finish reading before this thread runs another line
         type(self).sent += len(body)
+        self.wfile.write(body)
 
 
 @pytest.fixture
