@@ -63,10 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
     p = sub.add_parser("prepare", help="build the embedded corpus or prepare a real dataset")
     p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
-    p.add_argument("--data", choices=("embedded", "real"), default="embedded")
+    p.add_argument("--data", choices=("embedded", "real"), default=None,
+                   help="default: real when --data-dir is given, else embedded")
     p.add_argument("--size", choices=("standard", "tiny"), default="standard")
-    p.add_argument("--data-dir", default=None, help="embedded: corpus home; real: the dataset folder")
-    p.add_argument("--download", action="store_true", help="real: download what is public first")
+    p.add_argument("--data-dir", default=None, help="real: the dataset folder; embedded: the corpus home")
+    p.add_argument("--no-download", dest="download", action="store_false",
+                   help="real: do not fetch what is public (checksummed, resumable); only prepare local files")
     p = sub.add_parser("validate", help="check a real dataset's files and splits")
     p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
     p.add_argument("--data-dir", default=None, help="the dataset folder (default $MERT_BENCH_DATA/<dataset>)")

@@ -96,8 +96,11 @@ def cmd_prepare(args) -> int:
     from benchmark.runner import resolve_tasks
 
     _need_task(args)
+    # `prepare --task key --data-dir DIR` means the real dataset in DIR (issue 5); without a folder, the
+    # embedded corpus (issue 3). --data makes either explicit.
+    data = args.data or ("real" if args.data_dir else "embedded")
     for spec in resolve_tasks(args.task):
-        if args.data == "embedded":
+        if data == "embedded":
             import tasks.embedded as emb
 
             path = emb.prepare(spec.name, size=args.size, home=args.data_dir)

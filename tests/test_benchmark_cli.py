@@ -66,3 +66,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "meta.json missing" in capsys.readouterr().err
     assert main(["run", "--task", "key", "--data", "prepared", "--data-dir", str(tmp_path), "probe.nope=1"]) == 2
     assert "unknown config key 'probe.nope'" in capsys.readouterr().err
+
+
+def test_prepare_with_a_data_dir_means_the_real_dataset(tmp_path, capsys, monkeypatch):
+    """`prepare --task genre --data-dir DIR` reads the real GTZAN layout in DIR (no embedded build there)."""
+    monkeypatch.setenv("MERT_BENCH_HOME", str(tmp_path / "home"))
+    data = tmp_path / "gtzan"
+    data.mkdir()
+    rc = main(["prepare", "--task", "genre", "--data-dir", str(data), "--no-download"])
+    out = capsys.readouterr()
+    assert rc != 0
+    assert "GTZAN" in out.err + out.out and "train_filtered.txt" in out.err + out.out
+    assert not (data / "embedded").exists() and not (tmp_path / "home" / "embedded").exists()
