@@ -51,6 +51,19 @@ class SongTask:
     def labels(self, items) -> list:
         raise NotImplementedError
 
+    def _styled_plan(self, size: str) -> list[Job]:
+        """Jobs cycling through the styles (all of them for standard, a few for tiny)."""
+        d = self.duration(size)
+        styles = ALL_STYLES if size == "standard" else TINY_STYLES
+        return _plan(self.name, self.counts(size), lambda s, i: (("duration", d), ("style", styles[i % len(styles)])))
+
+    @staticmethod
+    def _song_at_random_level(rng, style: str, duration: float):
+        """A rendered song of ``style`` at a random loudness (-30 .. -14 dB): (song, audio, level_db)."""
+        level_db = float(rng.uniform(-30, -14))
+        song = compose(rng, style, duration, dynamics=(level_db + 22) / 16 * 0.5)
+        return song, normalize(render_song(song, rng), level_db), level_db
+
     @staticmethod
     def _out(job: Job, y: np.ndarray, target, extra, group=None) -> Out:
         rel = f"audio/{job.split}/{job.split}-{job.index:05d}.flac"
@@ -213,16 +226,12 @@ class TaggingTask(SongTask):
              "tiny": {"counts": {"train": 12, "valid": 8, "test": 8}, "duration": 3.0}}
 
     def plan(self, size):
-        d = self.duration(size)
-        styles = ALL_STYLES if size == "standard" else TINY_STYLES
-        return _plan(self.name, self.counts(size), lambda s, i: (("duration", d), ("style", styles[i % len(styles)])))
+        return self._styled_plan(size)
 
     def make(self, job):
         rng = job.rng()
         style = job.p["style"]
-        level_db = float(rng.uniform(-30, -14))
-        song = compose(rng, style, job.p["duration"], dynamics=(level_db + 22) / 16 * 0.5)
-        y = normalize(render_song(song, rng), level_db)
+        song, y, level_db = self._song_at_random_level(rng, style, job.p["duration"])
         tags = sorted(T.mtt_tags(song, rng, level_db))
         return [self._out(job, y, tags, dict(style=style, tempo=song.info["tempo"], level_db=round(level_db, 2)))]
 
@@ -242,16 +251,12 @@ class MTGCorpus(SongTask):
              "tiny": {"counts": {"train": 8, "valid": 4, "test": 4}, "duration": 6.0}}
 
     def plan(self, size):
-        d = self.duration(size)
-        styles = ALL_STYLES if size == "standard" else TINY_STYLES
-        return _plan(self.name, self.counts(size), lambda s, i: (("duration", d), ("style", styles[i % len(styles)])))
+        return self._styled_plan(size)
 
     def make(self, job):
         rng = job.rng()
         style = job.p["style"]
-        level_db = float(rng.uniform(-30, -14))
-        song = compose(rng, style, job.p["duration"], dynamics=(level_db + 22) / 16 * 0.5)
-        y = normalize(render_song(song, rng), level_db)
+        song, y, level_db = self._song_at_random_level(rng, style, job.p["duration"])
         inst = {f"instrument---{t}" for t in T.mtg_instrument_tags(song, rng)}
         genre = {f"genre---{t}" for t in T.mtg_genre_tags(song, rng)}
         mood = {f"mood/theme---{t}" for t in T.mtg_mood_tags(song, rng, level_db)}
@@ -356,9 +361,7 @@ class PretrainingCorpus(SongTask):
     def make(self, job):
         rng = job.rng()
         style = ALL_STYLES[int(rng.integers(len(ALL_STYLES)))]
-        level_db = float(rng.uniform(-30, -14))
-        song = compose(rng, style, job.p["duration"], dynamics=(level_db + 22) / 16 * 0.5)
-        y = normalize(render_song(song, rng), level_db)
+        song, y, _ = self._song_at_random_level(rng, style, job.p["duration"])
         rel = f"{job.index:05d}.flac"
         return [Out({rel: to_int16(y)}, [dict(id=f"{job.index:05d}", audio=rel, target=None,
                                                extra=dict(style=style, tempo=song.info["tempo"]))])]
