@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tasks import format as F
 from tasks.base import unknown_name_message
@@ -176,6 +176,18 @@ def _lock(path: Path):
     return FileLock(str(path.parent / f".{path.name}.lock"))
 
 
+def _build_once(final: Path, build: Callable[[], None]) -> Path:
+    """Return ``final``, running ``build()`` first when it is not complete.
+
+    The check is repeated under a file lock, so two processes preparing the same folder build it once.
+    """
+    if not F.is_complete(final):
+        with _lock(final):
+            if not F.is_complete(final):
+                build()
+    return final
+
+
 # ---------------------------------------------------------------------------------------------- API
 def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | None = None,
             progress: bool = True) -> Path:
@@ -186,11 +198,8 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
     """
     _check(task_name, size)
     final = task_dir(task_name, size, home)
-    if F.is_complete(final):
-        return final
-    with _lock(final):
-        if F.is_complete(final):
-            return final
+
+    def build() -> None:
         t0 = time.time()
         if task_name in songs.MTG_TASKS:
             _build_mtg(task_name, size, home, final, progress)
@@ -208,7 +217,8 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
                 extra = {"durations_s": _durations(task_name, size)}
                 F.write_meta(tmp, _meta(task_name, size, gen.version, labels, counts, extra))
         log.info("prepared %s (%s) in %.1f s -> %s", task_name, size, time.time() - t0, final)
-    return final
+
+    return _build_once(final, build)
 
 
 def _durations(task_name: str, size: str) -> Any:
@@ -226,20 +236,15 @@ def _mtg_audio_dir(size: str, home) -> Path:
 
 
 def _build_mtg_audio(size: str, home, progress: bool) -> Path:
-    final = _mtg_audio_dir(size, home)
-    if F.is_complete(final):
-        return final
-    with _lock(final):
-        if F.is_complete(final):
-            return final
+    def build() -> None:
         with F.atomic_dir(final) as tmp:
             items = run_jobs("mtg", MTG.plan(size), tmp, progress, f"mtg audio ({size})", size)
-            for split in SPLITS:
-                F.write_split(tmp, split, [F.Item(**{k: v for k, v in it.items() if not k.startswith("_")})
-                                           for it in items if it["_split"] == split])
+            _write_splits(tmp, items)
             F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(
                 {"task": "mtg-audio", "generator_version": MTG.version, "size": size, "seed": BASE_SEED}) + "\n")
-    return final
+
+    final = _mtg_audio_dir(size, home)
+    return _build_once(final, build)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -285,11 +290,8 @@ def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None =
     if size not in SIZES:
         raise ValueError(f"size {size!r} is not one of {SIZES}")
     final = data_root(home) / "embedded" / f"pretraining-g{PRETRAINING.version}-{size}"
-    if F.is_complete(final):
-        return final
-    with _lock(final):
-        if F.is_complete(final):
-            return final
+
+    def build() -> None:
         with F.atomic_dir(final) as tmp:
             items = run_jobs("pretraining", PRETRAINING.plan(size), tmp, progress, f"pretraining ({size})", size)
             dur = PRETRAINING.sizes[size]["duration"]
@@ -298,4 +300,5 @@ def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None =
                     "file_duration_s": dur, "total_hours": round(len(items) * dur / 3600, 3),
                     "styles": sorted({it["extra"]["style"] for it in items})}
             F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    return final
+
+    return _build_once(final, build)
