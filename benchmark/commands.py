@@ -76,11 +76,15 @@ def cmd_list_tasks(args) -> int:
 def cmd_list_models(args) -> int:
     from benchmark.registry import DEFAULT_MODEL, list_models
 
-    entries = list_models()
-    w = max(len(e.name) for e in entries)
-    for e in entries:
-        mark = " (default)" if e.name == DEFAULT_MODEL else ""
-        print(f"{e.name.ljust(w)}  {e.kind.ljust(11)}  {e.description}{mark}")
+    def num(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    cols = ("name", "kind", "sample_rate", "frame_rate", "layers", "dim", "description")
+    rows = [(e.name, e.kind, num(e.sample_rate), num(e.frame_rate), num(e.num_layers), num(e.dim),
+             e.description + (" (default)" if e.name == DEFAULT_MODEL else "")) for e in list_models()]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    for r in (cols, *rows):
+        print("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip())
     return 0
 
 

@@ -7,6 +7,9 @@ Accepted model names:
   with a fixed seed, the baseline every SSL paper needs;
 - ``pkg.module:factory``: a user's model; ``factory()`` returns an object meeting the representation contract
   (benchmark.representations);
+- ``hear:MODULE[:MODEL_FILE]``: a module following the HEAR 2021 API, one layer (benchmark.external);
+- ``hf:REPO_OR_PATH[@REVISION]``: a transformers audio encoder (wav2vec2, HuBERT, WavLM, data2vec-audio), all
+  hidden states (benchmark.external);
 - anything ``mert.load_model`` accepts: a hub id (``m-a-p/MERT-v1-95M``), a folder or a checkpoint file.
 
 Tasks are looked up through ``tasks.get_task`` (whose errors also suggest close names).
@@ -30,6 +33,11 @@ class ModelEntry:
     kind: str
     source: str
     description: str
+    # shape, for list-models: numbers where they are known without loading weights, else a word
+    sample_rate: int | str = "model's own"
+    frame_rate: float | str = "model's own"
+    num_layers: int | str = "model's own"
+    dim: int | str = "model's own"
 
 
 MODELS: dict[str, ModelEntry] = {}
@@ -45,20 +53,63 @@ for _n, _d in (("mfcc", "20 MFCC + deltas, mean/std over frames"),
                ("chroma", "12-bin STFT chroma, mean/std over frames"),
                ("cqt", "84-bin log CQT (nnAudio), mean/std over frames"),
                ("melspec", "128-band log-mel, mean/std over frames")):
-    register_model(ModelEntry(_n, "handcrafted", _n, _d))
-for _n, _hub in (("mert-v1-95m", "m-a-p/MERT-v1-95M"), ("mert-v1-330m", "m-a-p/MERT-v1-330M"),
-                 ("mert-v0", "m-a-p/MERT-v0")):
-    register_model(ModelEntry(_n, "mert", _hub, f"MERT from the hub ({_hub}; needs network or a local cache)"))
-register_model(ModelEntry("mert-mini", "mert", "mert-mini", "the small MERT pretrained in this project"))
+    register_model(ModelEntry(_n, "handcrafted", _n, _d, 24000, 75.0, 1,
+                              {"mfcc": 60, "chroma": 12, "cqt": 84, "melspec": 128}[_n]))
+for _n, _hub, _shape in (("mert-v1-95m", "m-a-p/MERT-v1-95M", (24000, 75.0, 13, 768)),
+                         ("mert-v1-330m", "m-a-p/MERT-v1-330M", (24000, 75.0, 25, 1024)),
+                         ("mert-v0", "m-a-p/MERT-v0", (16000, 50.0, 13, 768))):
+    register_model(ModelEntry(_n, "mert", _hub, f"MERT from the hub ({_hub}; needs network or a local cache)",
+                              *_shape))
+register_model(ModelEntry("mert-mini", "mert", "mert-mini", "the small MERT pretrained in this project",
+                          "see config", "see config", "see config", "see config"))
 
 
 class ModelError(ValueError):
     pass
 
 
+def _shipped_shape(entry: ModelEntry) -> ModelEntry:
+    """A packaged MERT's shape from its shipped config.json (no weights read), or "not shipped"."""
+    import dataclasses
+    import json
+
+    if entry.kind != "mert" or entry.sample_rate != "see config":
+        return entry
+    try:
+        from mert.checkpoints import PACKAGED
+
+        cfg = json.loads((PACKAGED[entry.source] / "config.json").read_text())
+        stride = 1
+        for s in cfg.get("conv_stride", (5, 2, 2, 2, 2, 2, 2)):
+            stride *= int(s)
+        sr = int(cfg.get("sample_rate", 24000))
+        return dataclasses.replace(entry, sample_rate=sr, frame_rate=sr / stride,
+                                   num_layers=int(cfg["num_hidden_layers"]) + 1, dim=int(cfg["hidden_size"]))
+    except (ImportError, KeyError, OSError, ValueError):
+        return dataclasses.replace(entry, sample_rate="not shipped", frame_rate="-", num_layers="-", dim="-")
+
+
+def _random_entries() -> list[ModelEntry]:
+    from mert.config import get_preset, list_presets
+
+    out = []
+    for p in list_presets():
+        c = get_preset(p)
+        out.append(ModelEntry(f"random:{p}", "mert", f"build_model({p!r})",
+                              "randomly initialised MERT of this preset (seed 0)", int(c.sample_rate),
+                              float(c.frame_rate), int(c.num_hidden_layers) + 1, int(c.hidden_size)))
+    return out
+
+
 def list_models() -> list[ModelEntry]:
-    return list(MODELS.values()) + [
-        ModelEntry("random:PRESET", "mert", "build_model(PRESET)", "randomly initialised MERT of a preset (seed 0)"),
+    return [_shipped_shape(e) for e in MODELS.values()] + [
+        *_random_entries(),
+        ModelEntry("hear:MODULE", "hear", "MODULE.load_model()",
+                   "a HEAR 2021 module's timestamp embeddings (hear:MODULE:MODEL_FILE passes a weights file)",
+                   "model's own", "from timestamps", 1, "model's own"),
+        ModelEntry("hf:REPO_OR_PATH", "hf", "transformers.AutoModel",
+                   "wav2vec2 / HuBERT / WavLM / data2vec-audio via transformers, every hidden state (@REVISION)",
+                   "model's own", "from conv strides", "model's own", "model's own"),
         ModelEntry("pkg.module:factory", "user", "factory()", "your own model meeting the representation contract"),
     ]
 
@@ -89,6 +140,23 @@ def load_representation(name: str):
         except (KeyError, ValueError) as e:
             raise ModelError(f"--model {name}: {e}") from None
         return R.MertRepresentation(model, name, name)
+    if name.startswith("hear:"):
+        from benchmark.external import HearRepresentation
+
+        module, _, model_file = name[len("hear:"):].partition(":")
+        if not module or not all(p.isidentifier() for p in module.split(".")):
+            raise ModelError(f"--model {name}: expected hear:MODULE or hear:MODULE:MODEL_FILE with an importable "
+                             f"module name, got {module!r}")
+        return HearRepresentation(module, model_file, name=name)
+    if name.startswith("hf:"):
+        from benchmark.external import HFRepresentation
+
+        source, revision = name[len("hf:"):], None
+        if not os.path.exists(source) and "@" in source:
+            source, _, revision = source.rpartition("@")
+        if not source:
+            raise ModelError(f"--model {name}: expected hf:REPO_OR_PATH (a hub id owner/name or a folder)")
+        return HFRepresentation(source, revision or None, name=name)
     if _looks_like_factory(name) and not os.path.exists(name):
         mod, _, fn = name.partition(":")
         try:
@@ -104,7 +172,8 @@ def load_representation(name: str):
     if os.path.exists(name) or ("/" in name and not name.startswith(".")):
         return _load_mert(name, name)
     raise ModelError(unknown_name_message("model", name, list(MODELS)) +
-                     " (or random:PRESET, pkg.module:factory, a hub id, a folder or a checkpoint)")
+                     " (or random:PRESET, hear:MODULE, hf:REPO_OR_PATH, pkg.module:factory, a hub id, a folder or "
+                     "a checkpoint)")
 
 
 def _load_mert(source: str, name: str):
