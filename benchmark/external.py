@@ -113,8 +113,13 @@ class HearRepresentation:
                              "get_scene_embeddings)")
         if self.model_file and not os.path.exists(self.model_file):
             raise ModelError(f"{label}: model file {self.model_file!r} does not exist")
-        self.model = self.module.load_model(model_file_path=self.model_file) if self.model_file \
-            else self.module.load_model()
+        try:  # as hear-eval-kit calls it: the weights file positionally when there is one
+            self.model = self.module.load_model(self.model_file) if self.model_file else self.module.load_model()
+        except TypeError as e:
+            if self.model_file or "argument" not in str(e):
+                raise
+            raise ModelError(f"{label}: {module_name}.load_model needs a weights file ({e}); use "
+                             f"--model hear:{module_name}:/path/to/weights") from None
         attrs = [a for a in ("sample_rate", "timestamp_embedding_size", "scene_embedding_size")
                  if not hasattr(self.model, a)]
         if attrs:
@@ -284,7 +289,9 @@ class HFRepresentation:
             raise ModelError(f"{label}: {source} is a MERT checkpoint (model_type {mtype!r}); use "
                              f"--model {source} (mert.load_model) instead of hf:")
         try:
-            model = transformers.AutoModel.from_pretrained(source, **kw)
+            # float32 weights whatever the checkpoint's dtype (transformers 5 defaults to dtype="auto"); a GPU run
+            # may autocast on top
+            model = transformers.AutoModel.from_pretrained(source, dtype=torch.float32, **kw)
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{label}: cannot load the weights from {where}: {e}") from None
         if not (hasattr(model, "_get_feat_extract_output_lengths") and hasattr(model, "feature_extractor")
@@ -299,6 +306,8 @@ class HFRepresentation:
         stride = 1
         for s in config.conv_stride:
             stride *= int(s)
+        if getattr(config, "add_adapter", False):  # wav2vec2's optional adapter strides the frames again
+            stride *= int(config.adapter_stride) ** int(config.num_adapter_layers)
         self.total_stride = stride
         self.frame_rate = self.sample_rate / stride
         self.receptive_field = self._receptive_field(config)

@@ -81,11 +81,14 @@ def hear_dir(tmp_path_factory):
     _write_module(d, "tiny_hear_offset", SR=8000, HOP_MS=20.0, OFFSET_MS=12.5)
     _write_module(d, "tiny_hear_irregular", IRREGULAR=True)
     (d / "not_hear.py").write_text("def load_model(model_file_path=''):\n    return None\n")
+    text = (d / "tiny_hear.py").read_text()  # a module whose load_model requires the weights file
+    (d / "tiny_hear_needs_file.py").write_text(text.replace('def load_model(model_file_path=""):',
+                                                            "def load_model(model_file_path):"))
     sys.path.insert(0, str(d))
     importlib.invalidate_caches()
     yield d
     sys.path.remove(str(d))
-    for m in ("tiny_hear", "tiny_hear_offset", "tiny_hear_irregular", "not_hear"):
+    for m in ("tiny_hear", "tiny_hear_offset", "tiny_hear_irregular", "tiny_hear_needs_file", "not_hear"):
         sys.modules.pop(m, None)
 
 
@@ -142,6 +145,10 @@ def test_hear_frame_rate_offset_weights_and_errors(hear_dir, tmp_path):
     x = _batch(_clips(1, [4000]))
     assert not torch.allclose(other(*x)[0][0], base(*x)[0][0])
 
+    assert load_representation(f"hear:tiny_hear_needs_file:{tmp_path / 'w.pt'}").identity() != \
+        other.identity()  # another module, same weights
+    with pytest.raises(ModelError, match="needs a weights file"):
+        load_representation("hear:tiny_hear_needs_file")
     with pytest.raises(ModelError, match="not evenly spaced"):
         load_representation("hear:tiny_hear_irregular")
     with pytest.raises(ModelError, match="lacks get_timestamp_embeddings, get_scene_embeddings"):
@@ -230,6 +237,11 @@ def test_hf_identity_follows_the_weights(hf_dir, tmp_path):
     model.save_pretrained(tmp_path / "changed")
     assert load_representation(f"hf:{tmp_path / 'changed'}").identity() != a.identity()
     assert a.identity() != load_representation(f"hf:{hf_dir / 'wav2vec2'}").identity()
+    model.half().save_pretrained(tmp_path / "half")  # a float16 checkpoint runs in float32 on the CPU
+    half = load_representation(f"hf:{tmp_path / 'half'}")
+    assert next(half.model.parameters()).dtype == torch.float32
+    layers, n = half(*_batch(_clips(3, [8000])))
+    assert n.tolist() == [24] and torch.isfinite(layers[-1]).all()
 
 
 def test_hf_errors(hf_dir, tmp_path, monkeypatch):
