@@ -116,7 +116,7 @@ class HearRepresentation:
         try:  # as hear-eval-kit calls it: the weights file positionally when there is one
             self.model = self.module.load_model(self.model_file) if self.model_file else self.module.load_model()
         except TypeError as e:
-            if self.model_file or "argument" not in str(e):
+            if self.model_file or "required positional argument" not in str(e):
                 raise
             raise ModelError(f"{label}: {module_name}.load_model needs a weights file ({e}); use "
                              f"--model hear:{module_name}:/path/to/weights") from None
@@ -137,11 +137,13 @@ class HearRepresentation:
         self.hop_ms, self.frame_offset_s = self._measure_frames()
         self.frame_rate = 1000.0 / self.hop_ms
 
-    def _model_device(self):
-        try:
-            return next(self.model.parameters()).device
-        except (AttributeError, StopIteration, TypeError):
-            return "cpu"
+    def _model_device(self, default="cpu"):
+        for tensors in ("parameters", "buffers"):
+            try:
+                return next(getattr(self.model, tensors)()).device
+            except (AttributeError, StopIteration, TypeError):
+                continue
+        return default
 
     def _embed(self, audio):
         """One get_timestamp_embeddings call on sounds of one length -> (emb [n, T, D], ts [n, T] ms) tensors."""
@@ -202,12 +204,12 @@ class HearRepresentation:
                     version = None
             h.update(json.dumps([str(version), self.sample_rate, self.dim, self.hop_ms,
                                  self.frame_offset_s]).encode())
-            if self.model_file:
+            if os.path.isfile(self.model_file):  # the weights file's content, wherever it lies
+                with open(self.model_file, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            elif self.model_file:  # a folder or something the module resolves itself
                 h.update(os.path.abspath(self.model_file).encode())
-                if os.path.isfile(self.model_file):
-                    with open(self.model_file, "rb") as f:
-                        for block in iter(lambda: f.read(1 << 20), b""):
-                            h.update(block)
             _hash_state(h, self.model)
             self._identity = h.hexdigest()[:16]
         return self._identity
@@ -215,7 +217,7 @@ class HearRepresentation:
     def to(self, device):
         if hasattr(self.model, "to"):
             self.model.to(device)
-        self.device = self._model_device() if hasattr(self.model, "parameters") else device
+        self.device = self._model_device(default=device)
         return self
 
     def __call__(self, wav, lengths):
