@@ -191,11 +191,38 @@ class _Runner:
         return out  # type: ignore[return-value]
 
 
-def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: int | None = None,
-                  progress: bool = True, log=print, cached_only: bool = False) -> SplitFeatures:
-    """Features of one split, from the cache where present, extracting only the missing shards."""
-    from mert.audio import AudioError, read_audio
-    from tasks.format import atomic_write_text, read_meta, read_split, resolve
+@dataclass
+class SplitCache:
+    """Where one split's features live: the cache folder (named by the recipe key), its items and shards.
+
+    Shard ``s`` holds items ``[s * shard_items, (s + 1) * shard_items)`` in order; its content depends only on
+    those items (the batches are planned within the shard), which is what lets ranks share the work of a split
+    (benchmark/distributed.py) and still write the single-process cache byte for byte."""
+
+    folder: Path
+    recipe: dict[str, Any]
+    items: list
+    data_dir: Path
+    split: str
+    shard_items: int
+
+    @property
+    def n_shards(self) -> int:
+        return math.ceil(len(self.items) / self.shard_items)
+
+    def shard_path(self, s: int) -> Path:
+        return self.folder / f"shard-{s:05d}.npz"
+
+    def shard_range(self, s: int) -> tuple[int, int]:
+        return s * self.shard_items, min(len(self.items), (s + 1) * self.shard_items)
+
+    def missing(self) -> list[int]:
+        return [s for s in range(self.n_shards) if not self.shard_path(s).exists()]
+
+
+def split_cache(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: int | None = None) -> SplitCache:
+    """The cache folder of one split (created, with its recipe.json); no model work."""
+    from tasks.format import atomic_write_text, read_meta, read_split
 
     data_dir = Path(data_dir)
     meta = read_meta(data_dir)
@@ -209,13 +236,18 @@ def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: 
     manifest = folder / "recipe.json"
     if not manifest.exists():
         atomic_write_text(manifest, json.dumps(rec, indent=1, sort_keys=True) + "\n")
+    return SplitCache(folder=folder, recipe=rec, items=items, data_dir=data_dir, split=split,
+                      shard_items=int(fcfg.shard_items))
 
-    n_shards = math.ceil(len(items) / fcfg.shard_items)
+
+def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: int | None = None,
+                  progress: bool = True, log=print, cached_only: bool = False) -> SplitFeatures:
+    """Features of one split, from the cache where present, extracting only the missing shards."""
+    sc = split_cache(rep, spec, data_dir, split, fcfg, cache_dir, limit)
+    folder, items, n_shards = sc.folder, sc.items, sc.n_shards
     runner = _Runner(rep, fcfg)
-    sr = int(rep.sample_rate)
-    pooling = rec["pooling"]
     t0 = time.time()
-    missing = [s for s in range(n_shards) if not (folder / f"shard-{s:05d}.npz").exists()]
+    missing = sc.missing()
     bar = None
     if missing and cached_only:
         raise ExtractionError(f"[{spec.name}/{split}] {len(missing)} of {n_shards} feature shards of {rep.name!r} "
@@ -229,61 +261,9 @@ def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: 
             bar = tqdm(total=sum(min(fcfg.shard_items, len(items) - s * fcfg.shard_items) for s in missing),
                        desc=f"{spec.name}/{split}", unit="item", leave=False)
     for s in missing:
-        lo, hi = s * fcfg.shard_items, min(len(items), (s + 1) * fcfg.shard_items)
-        skipped, seg_audio, seg_meta = [], [], []
-        for gi in range(lo, hi):
-            it = items[gi]
-            path = resolve(data_dir, it.audio)
-            try:
-                wav = read_audio(path, sr, it.start, it.end)
-            except (AudioError, FileNotFoundError) as e:
-                skipped.append({"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"})
-                continue
-            if len(wav) < fcfg.min_seconds * sr:
-                skipped.append({"id": it.id, "audio": str(path),
-                                "reason": f"too short: {len(wav) / sr:.3f} s < {fcfg.min_seconds} s"})
-                continue
-            peak = float(np.abs(wav).max())
-            if peak < fcfg.silence_peak:
-                skipped.append({"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"})
-                continue
-            for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):
-                seg_audio.append(np.ascontiguousarray(wav[a:b], dtype=np.float32))
-                seg_meta.append((gi, k, a))
-        frames = runner.run(seg_audio) if seg_audio else []
-        rows, owner, times = [], [], []
-        by_item: dict[int, list[int]] = {}
-        for j, (gi, k, a) in enumerate(seg_meta):
-            by_item.setdefault(gi, []).append(j)
-        for gi, js in by_item.items():
-            if sum(len(frames[j]) for j in js) == 0:
-                it = items[gi]
-                skipped.append({"id": it.id, "audio": str(resolve(data_dir, it.audio)),
-                                "reason": "too short for the model (no frames)"})
-                continue
-            if spec.window == "clip":
-                rows.append(_pool(np.concatenate([frames[j] for j in js]), pooling)[None])
-                owner.append(np.array([gi]))
-            elif spec.window == "window":
-                for j in js:
-                    if len(frames[j]):
-                        rows.append(_pool(frames[j], pooling)[None])
-                        owner.append(np.array([gi]))
-            else:
-                for j in js:
-                    f = frames[j]
-                    rows.append(f)
-                    owner.append(np.full(len(f), gi))
-                    times.append(seg_meta[j][2] / sr + np.arange(len(f)) / float(rep.frame_rate))
-        x = np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, rep.num_layers, 0), np.float16)
-        if not np.isfinite(x).all():
-            raise ExtractionError(f"representation {rep.name!r} produced non-finite or float16-overflowing "
-                                  f"features in {spec.name}/{split} shard {s}")
-        _save_npz(folder / f"shard-{s:05d}.npz", x=x,
-                  owner=np.concatenate(owner).astype(np.int64) if owner else np.zeros(0, np.int64),
-                  times=np.concatenate(times).astype(np.float32) if times else np.zeros(0, np.float32),
-                  skipped=np.array(json.dumps(skipped)))
+        extract_shard(sc, s, rep, spec, fcfg, runner)
         if bar is not None:
+            lo, hi = sc.shard_range(s)
             bar.update(hi - lo)
     if bar is not None:
         bar.close()
@@ -292,6 +272,72 @@ def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: 
     feats.seconds = time.time() - t0
     check_skipped(feats, spec, fcfg)
     return feats
+
+
+def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> Path:
+    """Run the model on the items of shard ``s`` and write the shard file atomically; returns its path."""
+    from mert.audio import AudioError, read_audio
+    from tasks.format import resolve
+
+    items, data_dir, split = sc.items, sc.data_dir, sc.split
+    sr = int(rep.sample_rate)
+    pooling = sc.recipe["pooling"]
+    lo, hi = sc.shard_range(s)
+    skipped, seg_audio, seg_meta = [], [], []
+    for gi in range(lo, hi):
+        it = items[gi]
+        path = resolve(data_dir, it.audio)
+        try:
+            wav = read_audio(path, sr, it.start, it.end)
+        except (AudioError, FileNotFoundError) as e:
+            skipped.append({"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"})
+            continue
+        if len(wav) < fcfg.min_seconds * sr:
+            skipped.append({"id": it.id, "audio": str(path),
+                            "reason": f"too short: {len(wav) / sr:.3f} s < {fcfg.min_seconds} s"})
+            continue
+        peak = float(np.abs(wav).max())
+        if peak < fcfg.silence_peak:
+            skipped.append({"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"})
+            continue
+        for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):
+            seg_audio.append(np.ascontiguousarray(wav[a:b], dtype=np.float32))
+            seg_meta.append((gi, k, a))
+    frames = runner.run(seg_audio) if seg_audio else []
+    rows, owner, times = [], [], []
+    by_item: dict[int, list[int]] = {}
+    for j, (gi, k, a) in enumerate(seg_meta):
+        by_item.setdefault(gi, []).append(j)
+    for gi, js in by_item.items():
+        if sum(len(frames[j]) for j in js) == 0:
+            it = items[gi]
+            skipped.append({"id": it.id, "audio": str(resolve(data_dir, it.audio)),
+                            "reason": "too short for the model (no frames)"})
+            continue
+        if spec.window == "clip":
+            rows.append(_pool(np.concatenate([frames[j] for j in js]), pooling)[None])
+            owner.append(np.array([gi]))
+        elif spec.window == "window":
+            for j in js:
+                if len(frames[j]):
+                    rows.append(_pool(frames[j], pooling)[None])
+                    owner.append(np.array([gi]))
+        else:
+            for j in js:
+                f = frames[j]
+                rows.append(f)
+                owner.append(np.full(len(f), gi))
+                times.append(seg_meta[j][2] / sr + np.arange(len(f)) / float(rep.frame_rate))
+    x = np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, rep.num_layers, 0), np.float16)
+    if not np.isfinite(x).all():
+        raise ExtractionError(f"representation {rep.name!r} produced non-finite or float16-overflowing "
+                              f"features in {spec.name}/{split} shard {s}")
+    path = sc.shard_path(s)
+    _save_npz(path, x=x,
+              owner=np.concatenate(owner).astype(np.int64) if owner else np.zeros(0, np.int64),
+              times=np.concatenate(times).astype(np.float32) if times else np.zeros(0, np.float32),
+              skipped=np.array(json.dumps(skipped)))
+    return path
 
 
 def load_split(folder: Path, split: str, items: list, n_shards: int, frames: bool) -> SplitFeatures:

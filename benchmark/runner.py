@@ -160,6 +160,10 @@ def run(opts: RunOptions, rep=None) -> list[dict]:
 
     if opts.overwrite not in OVERWRITE:
         raise RunError(f"--overwrite {opts.overwrite!r}: use one of {', '.join(OVERWRITE)}")
+    from benchmark import distributed
+
+    if distributed.launched():  # under torchrun: ranks share the extraction (benchmark/distributed.py)
+        return distributed.run(opts, rep)
     specs = resolve_tasks(opts.tasks)
     log = RunLogger(quiet=opts.quiet, use_wandb=opts.wandb)
     rep = rep or load_rep(opts)
@@ -189,11 +193,26 @@ def resolved_config(spec, rep, opts: RunOptions):
     return resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov)
 
 
-def run_task(spec, rep, opts: RunOptions, log) -> dict:
+@dataclass
+class TaskPlan:
+    """What a task run is about before any work: its config, prepared folder, result path and config hash."""
+
+    spec: Any
+    cfg: Any
+    cfg_d: dict
+    folder: Path
+    meta: dict
+    source: str
+    path: Path
+    identity: dict
+    chash: str
+
+
+def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
+    """Resolve the config and the prepared folder (building / preparing it if needed) of one task."""
     from benchmark.config import config_hash, to_dict
     from tasks.format import read_meta
 
-    t0 = time.time()
     cfg = resolved_config(spec, rep, opts)
     folder = data_folder(spec, opts)
     meta = read_meta(folder)
@@ -205,11 +224,32 @@ def run_task(spec, rep, opts: RunOptions, log) -> dict:
     identity = {"representation": rep.name, "identity": rep.identity(), "task": spec.key, "source": source,
                 "source_version": meta.get("source_version"), "limit": opts.limit}
     chash = config_hash({"config": cfg_d, **identity})
-    if path.exists() and opts.overwrite != "always" and not opts.extract_only:
-        old = json.loads(path.read_text())
-        if opts.overwrite == "never" or old.get("config_hash") == chash:
-            log(f"[{spec.name}] result exists ({path}); skipped (--overwrite {opts.overwrite})")
+    return TaskPlan(spec, cfg, cfg_d, folder, meta, source, path, identity, chash)
+
+
+def existing_result(plan: TaskPlan, opts: RunOptions) -> dict | None:
+    """The result record that makes running this task unnecessary (per --overwrite), or None."""
+    if plan.path.exists() and opts.overwrite != "always" and not opts.extract_only:
+        old = json.loads(plan.path.read_text())
+        if opts.overwrite == "never" or old.get("config_hash") == plan.chash:
             return old
+    return None
+
+
+def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, extracted: dict | None = None,
+             write: bool = True) -> dict:
+    """One task: features (cache or model), probes, scores, the result file (unless ``write`` is False).
+
+    ``plan``: from plan_task when already resolved; ``extracted``: timings of an extraction done beforehand
+    across torchrun ranks ({"extract_s", "model_calls", "world_size"}), reported instead of the cache load."""
+    t0 = time.time()
+    plan = plan or plan_task(spec, rep, opts)
+    cfg, folder, meta, source, path = plan.cfg, plan.folder, plan.meta, plan.source, plan.path
+    cfg_d, identity, chash = plan.cfg_d, plan.identity, plan.chash
+    old = existing_result(plan, opts)
+    if old is not None:
+        log(f"[{spec.name}] result exists ({path}); skipped (--overwrite {opts.overwrite})")
+        return old
     log(f"[{spec.name}] {rep.name} on {source} ({folder})")
     log.start(f"{rep.name}/{spec.name}/{source}", {"config": cfg_d, **identity})
 
@@ -223,6 +263,9 @@ def run_task(spec, rep, opts: RunOptions, log) -> dict:
         feats[split] = extract_split(rep, spec, folder, split, cfg.features, opts.cache_dir, opts.limit,
                                      opts.progress, log, cached_only=opts.cached_only)
     extract_s = time.time() - te
+    calls = int(sum(f.model_calls for f in feats.values()))
+    if extracted is not None:
+        extract_s, calls = float(extracted["extract_s"]), calls + int(extracted["model_calls"])
     if opts.extract_only:
         return {"task": spec.name, "features": {s: f.cache_dir for s, f in feats.items()},
                 "rows": {s: int(f.x.shape[0]) for s, f in feats.items()}, "extract_s": round(extract_s, 3),
@@ -255,11 +298,13 @@ def run_task(spec, rep, opts: RunOptions, log) -> dict:
         "skipped": [dict(d, split=s) for s in feats for d in feats[s].skipped],
         "timings": {"extract_s": round(extract_s, 3), "probe_s": round(probe_s, 3),
                     "total_s": round(time.time() - t0, 3),
-                    "model_calls": int(sum(f.model_calls for f in feats.values()))},
+                    "model_calls": calls,
+                    **({"world_size": int(extracted["world_size"])} if extracted is not None else {})},
     }
-    from benchmark.results import write_result
+    if write:
+        from benchmark.results import write_result
 
-    write_result(path, record)
+        write_result(path, record)
     log.finish(record)
     log(f"[{spec.name}] main {record['scores']['main']:.4f} (layer {record['selection']['layer']}, "
         f"lr {record['selection']['lr']:g}) -> {path}")
@@ -300,6 +345,8 @@ def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
 
 
 def print_table(results: list[dict], file=None) -> None:
+    if not results:  # a torchrun rank other than 0 (rank 0 prints the table)
+        return
     file = file or sys.stdout  # looked up at call time (sys.stdout may be replaced, e.g. by pytest)
     rows = [("task", "data", "model", "main", "+-", "layer", "lr", "time_s")]
     for r in results:
