@@ -202,7 +202,9 @@ def _run(ctx: Context, opts, rep) -> list[dict]:
                   for i in todo for split in plans[i].spec.splits}
         units = None
         if rank == 0:
-            units = [(i, split, s, shard_seconds(sc, s)) for (i, split), sc in caches.items() for s in sc.missing()]
+            # (`probe` never runs the model: run_task reports what is missing)
+            units = [(i, split, s, shard_seconds(sc, s)) for (i, split), sc in caches.items() for s in sc.missing()
+                     if not opts.cached_only]
         units = ctx.broadcast(units)
         owners = assign([u[3] for u in units], world)
         if rank == 0 and units:
