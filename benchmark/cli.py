@@ -12,6 +12,8 @@ EPILOG = """examples:
   python -m benchmark run --task all --model mfcc --grid fast
   python -m benchmark run --task genre --model mert-v1-95m --layers 6,7 --seeds 3 probe.max_epochs=50
   python -m benchmark run --task tagging --model mypkg.mymodule:factory
+  python -m benchmark run --task genre --model hf:facebook/wav2vec2-base
+  python -m benchmark run --task beat --model hear:hearbaseline
   python -m benchmark list-tasks --format md
 """
 
@@ -22,8 +24,9 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     p.add_argument("--task", action="append", default=[], metavar="NAME",
                    help="task name (repeatable, comma lists allowed) or 'all'")
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"representation: a name from list-models, random:PRESET, pkg.module:factory, a hub id, "
-                        f"folder or checkpoint (default {DEFAULT_MODEL})")
+                   help=f"representation: a name from list-models, random:PRESET, hear:MODULE[:WEIGHTS], "
+                        f"hf:REPO_OR_PATH[@REVISION], pkg.module:factory, a MERT hub id, folder or checkpoint "
+                        f"(default {DEFAULT_MODEL})")
     p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
                    help="data source (default embedded)")
     p.add_argument("--size", choices=("standard", "tiny"), default="standard", help="embedded corpus size")
