@@ -62,6 +62,7 @@ class Context:
     local_rank: int
     backend: str
     ctrl: Any = None              # the gloo group for barriers and objects (None: the default group is gloo)
+    owns_group: bool = True       # False when the process group existed before (then it is left alone)
 
     def barrier(self) -> None:
         import torch.distributed as dist
@@ -117,10 +118,14 @@ def init(opts) -> Context:
         dev = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(dev)  # "cuda" now means this rank's GPU (model, probes, separation)
         kw["device_id"] = dev
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend=backend, timeout=timeout, **kw)
+    else:
+        backend = dist.get_backend()
     ctrl = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
-    return Context(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local, backend=backend, ctrl=ctrl)
+    return Context(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local, backend=backend, ctrl=ctrl,
+                   owns_group=owns)
 
 
 def finish(ctx: Context) -> None:
@@ -129,7 +134,8 @@ def finish(ctx: Context) -> None:
     import torch.distributed as dist
 
     ctx.barrier()
-    dist.destroy_process_group()
+    if ctx.owns_group:
+        dist.destroy_process_group()
 
 
 def item_seconds(data_dir, item) -> float:
