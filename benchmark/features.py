@@ -352,7 +352,15 @@ def load_split(folder: Path, split: str, items: list, n_shards: int, frames: boo
     if not xs:
         raise ExtractionError(f"split {split!r}: every item was skipped: "
                               + "; ".join(f"{d['audio']}: {d['reason']}" for d in skipped[:10]))
-    return SplitFeatures(split=split, x=np.concatenate(xs), owner=np.concatenate(owners),
+    owner = np.concatenate(owners)
+    covered = len(np.unique(owner)) + len(skipped)
+    if (covered != len(items) or owner.min() < 0 or owner.max() >= len(items) or (np.diff(owner) < 0).any()):
+        # every item has rows (in item order) or one skip reason; anything else means shards of another layout
+        # (the shard size is not part of the cache key)
+        raise ExtractionError(f"{folder}: the {n_shards} shards cover {covered} of {len(items)} items "
+                              f"of split {split!r}: they were written with another features.shard_items; use the "
+                              f"value they were written with, or delete the folder to extract again")
+    return SplitFeatures(split=split, x=np.concatenate(xs), owner=owner,
                          times=np.concatenate(times) if frames else None, items=items, skipped=skipped,
                          cache_dir=str(folder))
 

@@ -128,6 +128,27 @@ def test_assignment_is_balanced_deterministic_and_breaks_ties_by_index():
         assign([1.0], 0)
 
 
+def test_shards_of_another_shard_size_are_refused(tmp_path):
+    from benchmark.config import resolve_config
+    from benchmark.features import ExtractionError, extract_split
+    from benchmark.representations import MFCC
+    from benchmark.synthetic import make_prepared
+    from tasks import get_task
+
+    spec = get_task("genre")
+    data = make_prepared(spec, tmp_path / "genre", n={"train": 10, "valid": 2, "test": 2}, seconds=0.5)
+
+    def fcfg(k):
+        return resolve_config(spec, overrides=[f"features.shard_items={k}"]).features
+
+    ref = extract_split(MFCC(), spec, data, "train", fcfg(4), tmp_path / "c", progress=False, log=lambda m: None)
+    assert ref.owner.tolist() == list(range(10))
+    for k in (2, 64):  # more shards expected than written / fewer: both cover the items wrongly
+        with pytest.raises(ExtractionError, match="another features.shard_items"):
+            extract_split(MFCC(), spec, data, "train", fcfg(k), tmp_path / "c", progress=False, log=lambda m: None,
+                          cached_only=k == 64)
+
+
 def test_launched_needs_all_three_torchrun_variables(monkeypatch):
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(k, raising=False)
