@@ -4,7 +4,9 @@ Every audio file of a split is decoded once; the representation runs once per (t
 in padded batches (with lengths, so padding never changes a feature); windows are pooled, frame-level
 tasks keep their frames. Results are float16 arrays ``[rows, layers, dim]`` in shards of
 ``features.shard_items`` items, each written atomically, so a killed extraction keeps every finished shard
-and the next run resumes after them. A split whose shards all exist does no model work at all.
+and the next run resumes after them. A split whose shards all exist does no model work at all. Under torchrun
+the missing shards are shared by the ranks (benchmark/distributed.py); a shard's content depends only on its
+items, so the cache is the same byte for byte.
 
 Rows by window policy (TaskSpec.window):
 

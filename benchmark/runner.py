@@ -12,6 +12,9 @@ task + version, data source):
 - ``only-missing`` (default): keep it when its config hash equals this run's; run and replace otherwise;
 - ``never``: keep any existing result file, whatever its config;
 - ``always``: run again and replace it.
+
+Under torchrun (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) ``run`` hands over to benchmark/distributed.py: the
+ranks share the extraction, then probe on rank 0 or spread the tasks; rank 0 writes results and leaderboards.
 """
 from __future__ import annotations
 
