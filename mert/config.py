@@ -12,12 +12,14 @@ name            layers dim    heads ffn    sr      layout
 mert-v1-95m     12     768    12    3072   24000   post-LN
 mert-v1-330m    24     1024   16    4096   24000   pre-LN
 mert-v0         12     768    12    3072   16000   post-LN
+mert-mini       4      256    4     1024   24000   post-LN
 tiny            4      128    4     512    24000   post-LN
 debug           2      32     2     64     24000   post-LN
 =============== ====== ====== ===== ====== ======= ============
 
 All presets share the conv front end's kernels and strides (total stride 320, receptive field 400 samples), so
-24 kHz audio gives 75 frames per second (16 kHz: 50). ``tiny`` and ``debug`` shrink only the channel counts.
+24 kHz audio gives 75 frames per second (16 kHz: 50). ``mert-mini``, ``tiny`` and ``debug`` shrink only the channel counts (``mert-mini``: the shipped small
+checkpoint's shape, 128-channel conv front end, 3.72M parameters; ``random:mert-mini`` in the benchmark).
 """
 from __future__ import annotations
 
@@ -228,6 +230,11 @@ PRESETS: dict[str, dict] = {
         hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0,
     ),
     "mert-v0": dict(_BASE, sample_rate=16000),
+    "mert-mini": dict(
+        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+        conv_dim=(128,) * 7, num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
+        hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, layerdrop=0.0,
+    ),
     "tiny": dict(
         hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
         conv_dim=(128,) * 7, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=16, **_BASE,

@@ -160,6 +160,8 @@ class Trainer:
         # ---- data
         self.dataset = PretrainDataset(cfg.data.labels, cfg.data.audio, cfg.data.crop_seconds,
                                        cfg.data.min_crop_seconds, seed=cfg.train.seed)
+        # the entropy of the label marginal: a model that ignores the audio reaches this CE and no lower
+        self.ce_prior = self.dataset.store.prior_entropy()
         # ---- model
         torch.manual_seed(cfg.train.seed)
         overrides = dict(cfg.model.overrides)
@@ -173,7 +175,9 @@ class Trainer:
         self.encoder_config = encoder.config
         heads = PretrainHeads(encoder.dim, self.dataset.num_codebooks, self.dataset.codebook_size,
                               cfg.heads.final_dim, cfg.heads.temperature,
-                              cfg.heads.cqt_bins if cfg.heads.cqt else 0)
+                              cfg.heads.cqt_bins if cfg.heads.cqt else 0, cosine=bool(cfg.heads.cosine))
+        if cfg.heads.prior_bias:
+            heads.set_prior(torch.from_numpy(self.dataset.store.log_prior()))
         self.module = PretrainModel(encoder, heads).to(self.device)
         # dropout / layerdrop draw from the global RNG: a different stream per rank (weights are identical:
         # built from the seed above, and DDP broadcasts rank 0's anyway)
@@ -189,8 +193,13 @@ class Trainer:
         self.model = self._wrap(self.module)
         # ---- optimiser + schedule
         o = cfg.optim
-        params = [q for q in self.model.parameters() if q.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+        head_ids = {id(q) for q in self.module.heads.parameters()}
+        enc = [q for q in self.model.parameters() if q.requires_grad and id(q) not in head_ids]
+        head = [q for q in self.model.parameters() if q.requires_grad and id(q) in head_ids]
+        groups = [{"params": enc, "lr": o.lr}]
+        if head:
+            groups.append({"params": head, "lr": o.lr * float(o.head_lr_scale)})
+        self.optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay)  # decoupled decay, as fairseq's Adam
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(o.warmup_updates, o.max_updates, o.power, o.end_lr / o.lr if o.lr else 0.0))
@@ -388,7 +397,9 @@ class Trainer:
         masked_total = counts[0].float()
         valid_total = counts[1].float()
         # stats: ce[K], correct[K], cqt, feat
-        stats = torch.zeros(2 * k + 2, dtype=torch.float64, device=self.device)
+        stats = torch.zeros(2 * k + 3, dtype=torch.float64, device=self.device)
+        uw = float(cfg.heads.unmasked_weight)
+        unmasked_total = valid_total - masked_total
         loss_local = torch.zeros((), dtype=torch.float64, device=self.device)
         self.model.train()
         for j, m in enumerate(micro):
@@ -398,13 +409,15 @@ class Trainer:
             with ctx:
                 with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                     enabled=self.autocast_dtype is not None):
-                    s = self.model(m["wav"], m["lengths"], m["mask"], m["labels"], m["cqt"])
-                loss = total_loss(s, masked_total, valid_total, cfg.heads.cqt_weight, cfg.heads.feature_penalty)
+                    s = self.model(m["wav"], m["lengths"], m["mask"], m["labels"], m["cqt"], uw > 0)
+                loss = total_loss(s, masked_total, valid_total, cfg.heads.cqt_weight, cfg.heads.feature_penalty,
+                                  uw, unmasked_total)
                 # DDP / FSDP average gradients over ranks; the loss is a share of the global sum -> times world
                 self.scaler.scale(loss * self.world_size).backward()
             loss_local += loss.detach().double()
+            ce_u = s.ce_unmasked.detach().sum()[None] if s.ce_unmasked is not None else s.cqt.new_zeros(1)
             stats += torch.cat([s.ce.detach(), s.correct.detach(), s.cqt.detach()[None],
-                                s.feat.detach()[None]]).double()
+                                s.feat.detach()[None], ce_u]).double()
         allstats = torch.cat([loss_local[None], stats])
         if self.distributed:
             dist.all_reduce(allstats)
@@ -413,6 +426,8 @@ class Trainer:
         mt, vt = max(float(counts[0]), 1.0), max(float(counts[1]), 1.0)
         rec = {"loss": loss_global, "ce": float(ce.sum()) / mt, "acc": float(correct.sum()) / (mt * k),
                "cqt": float(allstats[1 + 2 * k]) / mt, "feat_pen": float(allstats[2 + 2 * k]) / vt,
+               "ce_unmasked": float(allstats[3 + 2 * k]) / max(vt - mt, 1.0) if uw > 0 else float("nan"),
+               "ce_prior": self.ce_prior,
                "masked_frames": float(counts[0]), "audio_s": float(counts[2]), "clips": int(counts[3])}
         for i in range(k):
             rec[f"ce_{i}"] = float(ce[i]) / mt
@@ -457,7 +472,8 @@ class Trainer:
     # ---------------------------------------------------------------- logging
     def _csv_columns(self) -> list[str]:
         k = self.dataset.num_codebooks
-        return (["step", "epoch", "lr", "loss", "ce", "acc", "cqt", "feat_pen", "grad_norm", "loss_scale",
+        return (["step", "epoch", "lr", "loss", "ce", "ce_prior", "ce_unmasked", "acc", "cqt", "feat_pen", "grad_norm",
+                 "loss_scale",
                  "skipped", "clips", "masked_frames", "audio_s", "audio_s_per_s", "mfu", "step_time", "cpu_time"]
                 + [f"ce_{i}" for i in range(k)] + [f"acc_{i}" for i in range(k)])
 
@@ -545,9 +561,10 @@ class Trainer:
                     if self.wandb is not None:
                         self.wandb.log(rec, step=self.step)
                     if self.step % cfg.train.log_every == 0 or self.step == 1 or self.step == last:
-                        log.info("update %d | loss %.4f | ce %.4f | acc %.3f | cqt %.4f | pen %.4f | gnorm %.3g | "
-                                 "lr %.3g | %.1f audio s/s | mfu %.1f%% | skipped %d", self.step, rec["loss"],
-                                 rec["ce"], rec["acc"], rec["cqt"], rec["feat_pen"], rec["grad_norm"], lr,
+                        log.info("update %d | loss %.4f | ce %.4f (prior %.3f, unmasked %.3f) | acc %.3f | cqt %.4f | "
+                                 "pen %.4f | gnorm %.3g | lr %.3g | %.1f audio s/s | mfu %.1f%% | skipped %d",
+                                 self.step, rec["loss"], rec["ce"], rec["ce_prior"], rec["ce_unmasked"],
+                                 rec["acc"], rec["cqt"], rec["feat_pen"], rec["grad_norm"], lr,
                                  rec["audio_s_per_s"], 100 * rec["mfu"], rec["skipped"])
                 if self.step % cfg.train.save_every == 0 or self.step == last:
                     self.save_checkpoint()

@@ -28,6 +28,9 @@ class HeadsSection:
     cqt_fmin: float = 32.7
     cqt_weight: float = 1.0
     feature_penalty: float = 10.0
+    cosine: bool = True  # cosine logits / temperature (HuBERT, MERT); false = dot product, free length
+    prior_bias: bool = False  # add the log label frequencies to the codebook logits (see heads.set_prior)
+    unmasked_weight: float = 0.0  # fairseq pred_nomask_weight: codebook CE on unmasked frames too (0 = MERT)
 
 
 @dataclass
@@ -70,6 +73,7 @@ class OptimSection:
     end_lr: float = 0.0
     clip_norm: float = 10.0  # 0 = no clipping
     update_freq: int = 1  # micro-batches accumulated per update
+    head_lr_scale: float = 1.0  # the heads (projection, code embeddings, CQT regressor) train at lr x this
 
 
 @dataclass

@@ -150,6 +150,32 @@ class LabelStore:
         row = int(f["row"]) + start
         return np.asarray(self._shard(int(f["shard"]))[row:row + num], dtype=np.int64)
 
+    def label_counts(self) -> np.ndarray:
+        """[K, V] how often each code occurs over all files."""
+        if getattr(self, "_counts", None) is None:
+            shards = sorted({int(f["shard"]) for f in self.files.values()})
+            counts = np.zeros((self.info.num_codebooks, self.info.codebook_size), dtype=np.int64)
+            for k in range(self.info.num_codebooks):
+                for i in shards:
+                    counts[k] += np.bincount(np.asarray(self._shard(i)[:, k], dtype=np.int64),
+                                             minlength=self.info.codebook_size)[:self.info.codebook_size]
+            self._counts = counts
+        return self._counts
+
+    def log_prior(self, smoothing: float = 1.0) -> np.ndarray:
+        """[K, V] log label frequencies (add-``smoothing`` counts, so unseen codes stay finite)."""
+        c = self.label_counts().astype(np.float64) + smoothing
+        return np.log(c / c.sum(1, keepdims=True))
+
+    def prior_entropy(self) -> float:
+        """Entropy (nats) of the label marginal, summed over codebooks: the cross-entropy of a model that
+        predicts the label frequencies and ignores the audio. A pretraining CE at this level learned nothing."""
+        total = 0.0
+        for counts in self.label_counts():
+            p = counts[counts > 0] / counts.sum()
+            total += float(-(p * np.log(p)).sum())
+        return total
+
     def __getstate__(self):  # DataLoader workers reopen the memory maps
         d = dict(self.__dict__)
         d["_codes"] = {}
