@@ -30,6 +30,9 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
                    help="data source (default embedded)")
     p.add_argument("--size", choices=("standard", "tiny"), default="standard", help="embedded corpus size")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
+                   help="real-data option of a task, e.g. split=won for MTT tagging (the Won et al. split); "
+                        "results go to their own table (source real-split=won)")
     p.add_argument("--data-dir", default=None,
                    help="real: the dataset folder (default $MERT_BENCH_DATA/<dataset>); embedded: the corpus home; "
                         "prepared: a prepared folder")
@@ -72,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="real: the dataset folder; embedded: the corpus home")
     p.add_argument("--no-download", dest="download", action="store_false",
                    help="real: do not fetch what is public (checksummed, resumable); only prepare local files")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
+                   help="real-data option, e.g. split=won for MTT tagging")
     p = sub.add_parser("validate", help="check a real dataset's files and splits")
     p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
     p.add_argument("--data-dir", default=None, help="the dataset folder (default $MERT_BENCH_DATA/<dataset>)")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
+                   help="real-data option, e.g. split=won for MTT tagging")
     return parser

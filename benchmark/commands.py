@@ -15,7 +15,18 @@ def _options(args, **extra):
         seeds=getattr(args, "seeds", None), layers=getattr(args, "layers", None), device=args.device,
         config_file=args.config, overrides=list(args.overrides or []), wandb=getattr(args, "wandb", False),
         progress=not args.no_progress and sys.stderr.isatty(), quiet=args.quiet,
-        leaderboard=not getattr(args, "no_leaderboard", False), **extra)
+        leaderboard=not getattr(args, "no_leaderboard", False), data_options=data_options(args), **extra)
+
+
+def data_options(args) -> dict[str, str]:
+    """``--data-option KEY=VALUE`` (repeatable) -> dict; a malformed one is a usage error naming it."""
+    out = {}
+    for o in getattr(args, "data_option", None) or []:
+        k, sep, v = o.partition("=")
+        if not sep or not k.strip():
+            raise SystemExit(f"--data-option {o!r}: expected KEY=VALUE, e.g. split=won")
+        out[k.strip()] = v.strip()
+    return out
 
 
 def _need_task(args) -> None:
@@ -110,11 +121,15 @@ def cmd_prepare(args) -> int:
             path = emb.prepare(spec.name, size=args.size, home=args.data_dir)
         else:
             import tasks.real as real
-            from benchmark.features import home
 
             if args.download:
                 real.download(spec.name, args.data_dir)
-            path = real.prepare(spec.name, args.data_dir, home() / "prepared-real" / f"{spec.name}-v{spec.version}")
+            from benchmark.runner import RunOptions, real_prepared_folder
+
+            ropts = RunOptions(model="", tasks=[spec.name], data="real", data_dir=args.data_dir,
+                               data_options=data_options(args))
+            path = real.prepare(spec.name, args.data_dir, real_prepared_folder(spec, ropts),
+                                options=ropts.data_options or None)
         print(f"{spec.name}: {path}")
     return 0
 
@@ -127,7 +142,7 @@ def cmd_validate(args) -> int:
     ok = True
     for spec in resolve_tasks(args.task):
         try:
-            report = real.validate(spec.name, args.data_dir)
+            report = real.validate(spec.name, args.data_dir, options=data_options(args) or None)
         except (FileNotFoundError, ValueError) as e:
             print(f"{spec.name}: {e}")
             ok = False

@@ -53,6 +53,7 @@ class RunOptions:
     device: str | None = None
     config_file: str | None = None
     overrides: list[str] = field(default_factory=list)
+    data_options: dict[str, str] = field(default_factory=dict)  # real-data options (--data-option split=won)
     wandb: bool = False
     progress: bool = True
     quiet: bool = False
@@ -85,12 +86,16 @@ def data_folder(spec, opts: RunOptions) -> Path:
         return Path(emb.prepare(spec.name, size=opts.size, home=home, progress=opts.progress))
     if opts.data == "real":
         import tasks.real as real
-        from benchmark.features import home
 
-        out = home() / "prepared-real" / f"{spec.name}-v{spec.version}"
-        if is_complete(out):
-            return out
-        return Path(real.prepare(spec.name, opts.data_dir, out))
+        try:
+            # prepare() reuses the folder when the data, the options and the task version are unchanged, and
+            # rebuilds it when any changed (another --data-dir, a file added or replaced, another split)
+            return Path(real.prepare(spec.name, opts.data_dir, real_prepared_folder(spec, opts),
+                                     options=opts.data_options or None, progress=opts.progress))
+        except (KeyError, ValueError) as e:
+            if isinstance(e, KeyError) or "option" in str(e):
+                raise RunError(f"--data-option: {e.args[0] if e.args else e}") from None
+            raise
     if opts.data == "prepared":
         if not opts.data_dir:
             raise RunError("--data prepared needs --data-dir PATH (a prepared folder, or a folder of them by task)")
@@ -102,11 +107,39 @@ def data_folder(spec, opts: RunOptions) -> Path:
     raise RunError(f"--data {opts.data!r}: use embedded, real or prepared")
 
 
+def real_options_suffix(spec, opts: RunOptions) -> str:
+    """"" for a task's default real-data options, else "-k=v" for each option that differs (its own folder,
+    results and leaderboard table: the MTT Won split is not the folder split)."""
+    if not opts.data_options:
+        return ""
+    import tasks.real as real
+
+    try:
+        defaults = real._options(spec.name, None)
+        chosen = real._options(spec.name, opts.data_options)
+    except (KeyError, ValueError) as e:
+        raise RunError(f"--data-option: {e.args[0] if e.args else e}") from None
+    return "".join(f"-{k}={v}" for k, v in sorted(chosen.items()) if defaults.get(k) != v)
+
+
+def real_prepared_folder(spec, opts: RunOptions) -> Path:
+    from benchmark.features import home
+
+    return home() / "prepared-real" / f"{spec.name}-v{spec.version}{real_options_suffix(spec, opts)}"
+
+
 def data_source(opts: RunOptions, meta: dict) -> str:
     if opts.data == "embedded":
         return f"embedded-{opts.size}"
     if opts.data == "real":
-        return "real"
+        d = dict(meta.get("options") or {})
+        import tasks.real as real
+
+        try:
+            defaults = real._options(str(meta.get("task")), None) if meta.get("task") else {}
+        except (KeyError, ValueError):
+            defaults = {}
+        return "real" + "".join(f"-{k}={v}" for k, v in sorted(d.items()) if defaults.get(k) != v)
     return str(meta.get("source", "prepared"))
 
 
@@ -298,7 +331,10 @@ def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, ext
         "environment": environment(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **probe,
-        "skipped": [dict(d, split=s) for s in feats for d in feats[s].skipped],
+        # files lost while preparing the real data (missing, unreadable, unlabelled) and while extracting
+        "skipped": [{"id": d.get("name"), "split": d.get("split"), "reason": d.get("reason"), "stage": "prepare"}
+                    for d in meta.get("skipped") or []]
+                   + [dict(d, split=s, stage="extract") for s in feats for d in feats[s].skipped],
         "timings": {"extract_s": round(extract_s, 3), "probe_s": round(probe_s, 3),
                     "total_s": round(time.time() - t0, 3),
                     "model_calls": calls,
