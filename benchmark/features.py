@@ -329,7 +329,10 @@ def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> P
                 f = frames[j]
                 rows.append(f)
                 owner.append(np.full(len(f), gi))
-                times.append(seg_meta[j][2] / sr + np.arange(len(f)) / float(rep.frame_rate))
+                # frame k of a segment starting at t0 is at t0 + offset + k / rate (offset: where the model's first
+                # frame sits, e.g. a HEAR module's first timestamp; 0 for MERT and the baselines)
+                times.append(seg_meta[j][2] / sr + float(getattr(rep, "frame_offset_s", 0.0) or 0.0)
+                             + np.arange(len(f)) / float(rep.frame_rate))
     x = np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, rep.num_layers, 0), np.float16)
     if not np.isfinite(x).all():
         raise ExtractionError(f"representation {rep.name!r} produced non-finite or float16-overflowing "

@@ -339,3 +339,21 @@ def test_benchmark_run_end_to_end(hear_dir, hf_dir, small_home, tmp_path, model)
                  str(small_home), "--cache-dir", str(tmp_path / "cache"), "--limit", "3", "--no-progress",
                  "--quiet"]) == 0
     assert {q: q.stat().st_mtime_ns for q in (tmp_path / "cache").glob("*/*/shard-*.npz")} == shards
+
+
+def test_frame_times_include_the_models_first_timestamp(hear_dir, small_home, tmp_path):
+    """Beat frames of a HEAR module whose first timestamp is 12.5 ms sit at 12.5 ms + k / rate (the probe's
+    beat times come from these), not at k / rate."""
+    from benchmark.__main__ import main
+
+    model = "hear:tiny_hear_offset"
+    assert main(["extract", "--model", model, "--task", "beat", "--size", "tiny", "--data-dir", str(small_home),
+                 "--cache-dir", str(tmp_path / "cache"), "--limit", "1", "--no-progress", "--quiet"]) == 0
+    rep = load_representation(model)
+    shards = list((tmp_path / "cache" / "beat").glob("*/shard-00000.npz"))
+    assert shards
+    for s in shards:
+        with np.load(s) as z:
+            t = z["times"][z["owner"] == 0]
+        assert t[0] == pytest.approx(0.0125, abs=1e-6)
+        np.testing.assert_allclose(np.diff(t), 1 / rep.frame_rate, atol=1e-4)  # stored as float32
