@@ -38,6 +38,12 @@ class ProbeConfig:
     seeds: int = 1
     standardize: bool = True          # z-score features with train statistics (per layer and dimension)
     eval_batch_rows: int = 8192
+    # successive halving of the sweep (benchmark/probes.py): "none" trains every member until it stops early;
+    # "halving" drops, after each rung (epochs completed), the worse members of those still training
+    prune: str = "none"               # none | halving
+    prune_rungs: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32])
+    prune_eta: float = 2.0            # a rung keeps the best ceil(n / eta) of the n members still training...
+    prune_keep_per_layer: int = 1     # ...and always the best this many of every layer (and of the weighted sum)
 
 
 @dataclass
@@ -173,7 +179,23 @@ def to_dict(cfg) -> dict[str, Any]:
 
 
 def config_hash(d: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_hash_view(d), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# probe keys added after results were written, and the value under which they (and their "prune_*" settings)
+# change nothing: left out of the hash then, so existing results keep their config_hash (and are not rerun)
+_HASH_NEUTRAL = {"probe": ("prune", "none")}
+
+
+def _hash_view(d: dict[str, Any]) -> dict[str, Any]:
+    nested = isinstance(d.get("config"), dict)
+    cfg = d["config"] if nested else d
+    for section, (key, neutral) in _HASH_NEUTRAL.items():
+        sec = cfg.get(section)
+        if isinstance(sec, dict) and sec.get(key, neutral) == neutral:
+            sec = {k: v for k, v in sec.items() if k != key and not k.startswith(key + "_")}
+            cfg = {**cfg, section: sec}
+    return {**d, "config": cfg} if nested else cfg
 
 
 def parse_layers(text: str, num_layers: int) -> list[int]:

@@ -14,6 +14,17 @@ each member's gradient is its own; Adam is elementwise, and the per-member learn
 and early stopping are a per-member lr vector in a batched Adam step (a stopped member gets lr 0 and keeps
 its best state; stopped members are dropped from the batched model at the end of the epoch, so the
 sweep gets cheaper as probes converge). Selection: the (layer, lr) with the best validation main score, averaged over seeds.
+
+Successive halving (``probe.prune=halving``, off by default): after each rung of ``probe.prune_rungs`` epochs
+(2, 4, 8, 16, 32), the members still training are ranked by their best validation main score so far and only
+the best ``ceil(n / probe.prune_eta)`` go on, always including the overall best and the best
+``probe.prune_keep_per_layer`` members of every layer (the weighted sum counts as a layer): with the default 1
+every layer keeps its leading lr until it stops early, so the per-layer curve of the results still comes from
+a fully trained probe per layer, and the cost falls towards L + 1 members instead of L x lrs + lrs. A pruned
+member is dropped like a stopped one: it keeps its best-so-far state, which is scored on validation and test
+at the end like every other member's (its grid row says ``pruned_at_epoch``); selection is unchanged (the
+best mean validation main score of the best states), so a pruned member can only be chosen if nothing that
+went on beat the score it had when it was pruned.
 """
 from __future__ import annotations
 
@@ -45,6 +56,8 @@ class SweepResult:
     epochs_run: list[int]
     layer_weights: list[list[float]] = field(default_factory=list)   # per seed, first weighted member
     seconds: float = 0.0
+    pruned_at: list[list[int | None]] = field(default_factory=list)  # [seed][member]: epochs done when pruned
+    member_epochs: list[int] = field(default_factory=list)           # per seed: epochs trained, summed over members
 
 
 class Standardizer:
@@ -204,6 +217,59 @@ def make_members(layers: list[int], lrs: list[float], weighted_sum: bool) -> lis
     return members
 
 
+@dataclass
+class Halving:
+    rungs: list[int]
+    eta: float
+    keep_per_layer: int
+
+
+def prune_settings(pcfg) -> Halving | None:
+    """``probe.prune*`` -> the halving schedule, or None for ``none`` (a config without the keys: none)."""
+    mode = str(getattr(pcfg, "prune", "none"))
+    if mode == "none":
+        return None
+    if mode != "halving":
+        raise ValueError(f"probe.prune={mode!r}: valid values are 'none' and 'halving'")
+    try:
+        rungs = sorted({int(r) for r in pcfg.prune_rungs})
+    except (TypeError, ValueError):
+        raise ValueError(f"probe.prune_rungs={pcfg.prune_rungs!r}: give a list of epoch counts, e.g. [2,4,8,16]") from None
+    if not rungs or rungs[0] < 1:
+        raise ValueError(f"probe.prune_rungs={list(pcfg.prune_rungs)!r}: give epoch counts >= 1, e.g. [2,4,8,16]")
+    eta = float(pcfg.prune_eta)
+    if not eta > 1:
+        raise ValueError(f"probe.prune_eta={eta}: must be > 1 (2 keeps half of the members at each rung)")
+    keep = int(pcfg.prune_keep_per_layer)
+    if keep < 0:
+        raise ValueError(f"probe.prune_keep_per_layer={keep}: must be >= 0")
+    return Halving(rungs, eta, keep)
+
+
+def halving_keep(best: np.ndarray, active: np.ndarray, groups: list[str], eta: float, keep_per_group: int) -> np.ndarray:
+    """The members that survive a rung (bool mask, a subset of ``active``): the best ``ceil(n / eta)`` of the n
+    active ones by best validation score so far, always including the best active one and the best
+    ``keep_per_group`` active ones of every group (layer). Ties go to the lower member index."""
+    idx = np.nonzero(active)[0]
+    keep = np.zeros(len(active), dtype=bool)
+    if len(idx) == 0:
+        return keep
+    n_keep = max(1, math.ceil(len(idx) / eta))
+    order = idx[np.lexsort((idx, -best[idx]))]  # best first
+    keep[order[0]] = True
+    if keep_per_group > 0:
+        count: dict[str, int] = {}
+        for i in order:
+            if count.get(groups[i], 0) < keep_per_group:
+                keep[i] = True
+                count[groups[i]] = count.get(groups[i], 0) + 1
+    for i in order:
+        if keep.sum() >= n_keep:
+            break
+        keep[i] = True
+    return keep
+
+
 def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers: list[int], seeds: list[int],
                 device: str = "cpu", log=None, epoch_callback=None) -> SweepResult:
     """Train every (layer, lr) member for each seed; score each member's best-validation state."""
@@ -211,6 +277,8 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
 
     t0 = time.time()
     members = make_members(layers, list(pcfg.lrs), bool(pcfg.weighted_sum))
+    halving = prune_settings(pcfg)
+    groups = [m.layer_key for m in members]
     xtr = train["feats"].x
     std = Standardizer(xtr, layers, bool(pcfg.standardize))
     layer_pos = {l: i for i, l in enumerate(layers)}
@@ -232,8 +300,11 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
         best_state = model.state()
         y = train["y_rows"]
         alive = np.arange(M)  # global ids of the members still in the batched model (stopped ones are dropped)
+        pruned_at: list[int | None] = [None] * M
+        member_epochs = 0
         epoch = 0
         for epoch in range(int(pcfg.max_epochs)):
+            member_epochs += len(alive)
             perm = rng.permutation(len(xtr))
             for i in range(0, len(perm), bs):
                 idx = np.sort(perm[i:i + bs])
@@ -261,11 +332,20 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
             opt.lr[torch.from_numpy(halve).to(device)] *= float(pcfg.plateau_factor)
             stop = active & (since >= int(pcfg.patience)) & (epoch + 1 >= int(pcfg.min_epochs))
             active &= ~stop
+            pruned = np.zeros(M, dtype=bool)
+            if halving is not None and epoch + 1 in halving.rungs and active.any():
+                pruned = active & ~halving_keep(best, active, groups, halving.eta, halving.keep_per_layer)
+                for i in np.nonzero(pruned)[0]:
+                    pruned_at[i] = epoch + 1
+                active &= ~pruned
+                if log and pruned.any():
+                    log(f"  seed {seed}: epoch {epoch + 1}: halving pruned {int(pruned.sum())}, "
+                        f"{int(active.sum())} members go on")
             if epoch_callback is not None:
                 epoch_callback(seed, epoch, score, members)
             if not active.any():
                 break
-            if stop.any():
+            if stop.any() or pruned.any():
                 keep = active[alive]
                 _compact(model, opt, torch.from_numpy(np.nonzero(keep)[0]).to(device))
                 alive = alive[keep]
@@ -277,6 +357,9 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
                 model.params[k].copy_(best_state[k])
         res.best_epoch.append(best_epoch.tolist())
         res.epochs_run.append(epoch + 1)
+        res.member_epochs.append(int(member_epochs))
+        if halving is not None:
+            res.pruned_at.append(pruned_at)
         res.valid.append(_final_scores(head, model, std, valid, device))
         res.test.append(_final_scores(head, model, std, test, device) if test is not None else [{} for _ in members])
         wi = [i for i, m in enumerate(members) if m.layer is None]
@@ -329,6 +412,8 @@ def summarize(res: SweepResult, spec) -> dict[str, Any]:
             "best_epoch": [res.best_epoch[s][mi] for s in range(len(res.seeds))],
             "test_main_per_seed": [float(x["main"]) for x in t],
         }
+        if res.pruned_at:  # successive halving: the epochs done when this member was pruned (None: not pruned)
+            configs[(m.layer_key, m.lr)]["pruned_at_epoch"] = [res.pruned_at[s][mi] for s in range(len(res.seeds))]
     ranked = sorted(configs.values(), key=lambda c: (-c["valid_main"], c["layer"] == "weighted", c["lr"]))
     chosen = ranked[0]
     per_layer = {}
