@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from tasks.base import unknown_name_message
 
-DEFAULT_MODEL = "mfcc"  # becomes "mert-mini" once the pretrained mert-mini ships (issue 7)
+DEFAULT_MODEL = "mert-mini"  # the small MERT pretrained by this project, shipped in mert/weights/mert-mini
 
 RANDOM_SEED = 0
 

@@ -170,15 +170,40 @@ def test_hub_id_from_offline_cache(tmp_path, monkeypatch):
         load_model("mert-v1-95m", cache_dir=str(cache))
 
 
-def test_mert_mini_name():
-    from mert.checkpoints import PACKAGED
+def test_mert_mini_ships_in_the_package():
+    """The pretrained mert-mini is inside the package (under 30 MB), has the mert-mini preset's shape, loads by
+    name with no network, and is the benchmark's default model."""
+    import json
 
-    if (PACKAGED["mert-mini"] / "config.json").exists():
-        model = load_model("mert-mini")
-        assert model.sample_rate == 24000 and model.num_layers >= 1
-    else:
-        with pytest.raises(CheckpointError, match="not present yet"):
-            load_model("mert-mini")
+    import torch
+
+    from benchmark.registry import DEFAULT_MODEL
+    from mert.checkpoints import PACKAGED
+    from mert.config import get_preset
+
+    folder = PACKAGED["mert-mini"]
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size < 30e6, size
+    model = load_model("mert-mini")
+    preset = get_preset("mert-mini")
+    for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim",
+              "layer_norm_first"):
+        assert getattr(model.config, k) == getattr(preset, k), k
+    assert model.sample_rate == 24000 and model.frame_rate == 75 and model.num_layers == 4  # + the input: 5 outputs
+    prov = json.loads((folder / "pretraining.json").read_text())
+    assert prov["labels"]["teacher"] == "kmeans-logmel-chroma" and prov["update"] == 1000
+    assert prov["pretrain_config"]["heads"]["cqt"] is True and prov["pretrain_config"]["noise"]["prob"] > 0
+    # trained, not the random init of the same preset
+    from mert import build_model
+
+    torch.manual_seed(0)
+    rand = build_model("mert-mini")
+    w = dict(model.named_parameters())
+    assert any(not torch.allclose(p, w[n]) for n, p in rand.named_parameters() if n in w)
+    with torch.no_grad():
+        out = model(torch.randn(2, 24000) * 0.1, torch.tensor([24000, 12000]))
+    assert all(torch.isfinite(h).all() for h in out.hidden_states) and out.lengths.tolist() == [74, 37]
+    assert DEFAULT_MODEL == "mert-mini"
 
 
 def test_not_a_source():
