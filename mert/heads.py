@@ -80,6 +80,7 @@ class LossSums:
     masked: torch.Tensor  # () masked frames
     valid: torch.Tensor  # () valid frames
     ce_unmasked: torch.Tensor | None = None  # [K] cross-entropy sums over unmasked valid frames (when asked)
+    cqt_unmasked: torch.Tensor | None = None  # () CQT squared-error sum over unmasked valid frames (when asked)
     unmasked: torch.Tensor | None = None  # () unmasked valid frames
 
 
@@ -113,20 +114,24 @@ class PretrainModel(nn.Module):
             cqt_sum = ce.new_zeros(())
         feats = out.conv_features.float()  # [B, T, C]
         feat_sum = feats.pow(2).mean(-1)[valid].sum()
-        ce_u = n_u = None
+        ce_u = n_u = cqt_u = None
         if unmasked:  # fairseq's pred_nomask_weight: the same prediction on the frames the encoder saw
             u = ~mask[:, :t] & valid
-            lu = self.heads.logits(x[u])
+            hu = x[u]
+            lu = self.heads.logits(hu)
             ce_u = F.cross_entropy(lu.reshape(-1, lu.shape[-1]), labels[:, :t][u].reshape(-1), reduction="none")
             ce_u = ce_u.view(-1, k).sum(0)
             n_u = u.sum().to(ce.dtype)
+            if self.heads.cqt_proj is not None and cqt is not None:
+                cqt_u = (self.heads.cqt_proj(hu).float() - cqt[:, :t][u].float()).pow(2).mean(-1).sum()
         return LossSums(ce=ce, correct=correct, cqt=cqt_sum, feat=feat_sum,
-                        masked=m.sum().to(ce.dtype), valid=valid.sum().to(ce.dtype), ce_unmasked=ce_u, unmasked=n_u)
+                        masked=m.sum().to(ce.dtype), valid=valid.sum().to(ce.dtype), ce_unmasked=ce_u, unmasked=n_u,
+                        cqt_unmasked=cqt_u)
 
 
 def total_loss(s: LossSums, masked_total: torch.Tensor, valid_total: torch.Tensor, cqt_weight: float = 1.0,
                feature_penalty: float = 10.0, unmasked_weight: float = 0.0,
-               unmasked_total: torch.Tensor | None = None) -> torch.Tensor:
+               unmasked_total: torch.Tensor | None = None, cqt_unmasked_weight: float = 0.0) -> torch.Tensor:
     """This rank's share of the global loss: per-frame CE summed over codebooks + w * CQT MSE + 10 * pen.
 
     ``masked_total`` / ``valid_total`` are the counts over all ranks, so summing this over ranks gives the
@@ -136,4 +141,6 @@ def total_loss(s: LossSums, masked_total: torch.Tensor, valid_total: torch.Tenso
     loss = s.ce.sum() / m + cqt_weight * s.cqt / m + feature_penalty * s.feat / valid_total.clamp_min(1.0)
     if unmasked_weight and s.ce_unmasked is not None:
         loss = loss + unmasked_weight * s.ce_unmasked.sum() / unmasked_total.clamp_min(1.0)
+    if cqt_unmasked_weight and s.cqt_unmasked is not None:
+        loss = loss + cqt_unmasked_weight * s.cqt_unmasked / unmasked_total.clamp_min(1.0)
     return loss

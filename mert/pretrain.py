@@ -399,6 +399,7 @@ class Trainer:
         # stats: ce[K], correct[K], cqt, feat
         stats = torch.zeros(2 * k + 3, dtype=torch.float64, device=self.device)
         uw = float(cfg.heads.unmasked_weight)
+        cuw = float(cfg.heads.cqt_unmasked_weight)
         unmasked_total = valid_total - masked_total
         loss_local = torch.zeros((), dtype=torch.float64, device=self.device)
         self.model.train()
@@ -409,9 +410,9 @@ class Trainer:
             with ctx:
                 with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                     enabled=self.autocast_dtype is not None):
-                    s = self.model(m["wav"], m["lengths"], m["mask"], m["labels"], m["cqt"], uw > 0)
+                    s = self.model(m["wav"], m["lengths"], m["mask"], m["labels"], m["cqt"], uw > 0 or cuw > 0)
                 loss = total_loss(s, masked_total, valid_total, cfg.heads.cqt_weight, cfg.heads.feature_penalty,
-                                  uw, unmasked_total)
+                                  uw, unmasked_total, cuw)
                 # DDP / FSDP average gradients over ranks; the loss is a share of the global sum -> times world
                 self.scaler.scale(loss * self.world_size).backward()
             loss_local += loss.detach().double()

@@ -31,6 +31,7 @@ class HeadsSection:
     cosine: bool = True  # cosine logits / temperature (HuBERT, MERT); false = dot product, free length
     prior_bias: bool = False  # add the log label frequencies to the codebook logits (see heads.set_prior)
     unmasked_weight: float = 0.0  # fairseq pred_nomask_weight: codebook CE on unmasked frames too (0 = MERT)
+    cqt_unmasked_weight: float = 0.0  # the CQT reconstruction on the unmasked frames too (0 = MERT)
 
 
 @dataclass

@@ -149,3 +149,28 @@ def test_heads_train_at_their_own_learning_rate(tmp_path):
     hist = tr.run()["history"]
     assert len(hist) == 2 and all(math.isfinite(r["loss"]) and math.isfinite(r["ce_unmasked"]) for r in hist)
     assert hist[0]["ce_prior"] == pytest.approx(tr.dataset.store.prior_entropy())
+
+
+def test_cqt_on_unmasked_frames():
+    from mert.heads import PretrainHeads, PretrainModel, total_loss
+    from mert.model import build_model
+
+    torch.manual_seed(0)
+    enc = build_model("debug").eval()
+    m = PretrainModel(enc, PretrainHeads(enc.dim, 1, 7, 8, cqt_bins=5))
+    wav = torch.randn(2, 24000)
+    lengths = torch.tensor([24000, 16000])
+    t = enc.num_frames(24000)
+    mask = torch.zeros(2, t, dtype=torch.bool)
+    mask[:, 5:20] = True
+    labels = torch.randint(0, 7, (2, t, 1))
+    cqt = torch.randn(2, t, 5)
+    with torch.no_grad():
+        s = m(wav, lengths, mask, labels, cqt, unmasked=True)
+        out = enc(wav, lengths, mask=mask)
+        u = ~mask & (torch.arange(t)[None] < out.lengths[:, None])
+        want = (m.heads.cqt_proj(out.last_hidden_state[u]) - cqt[u]).pow(2).mean(-1).sum()
+    assert float(s.cqt_unmasked) == pytest.approx(float(want), rel=1e-5)
+    base = total_loss(s, s.masked, s.valid)
+    with_u = total_loss(s, s.masked, s.valid, cqt_unmasked_weight=2.0, unmasked_total=s.valid - s.masked)
+    assert float(with_u - base) == pytest.approx(2.0 * float(want) / float(u.sum()), rel=1e-5)
