@@ -108,8 +108,9 @@ def measure_cost(args, torch, spec, variants) -> dict:
             torch.cuda.synchronize()
 
     # warm-up (allocator, kernels) for both paths
-    train_plain_probe(train["feats"].x[:256], train["y_rows"][:256], valid["feats"].x[:64], head,
-                      head.prepare(make_features(64, args.layers, args.dim, args.classes, 1)), 0, 1e-3, 1, cfg.probe)
+    wvalid = head.prepare(make_features(64, args.layers, args.dim, args.classes, 1))
+    train_plain_probe(train["feats"].x[:256], train["y_rows"][:256], wvalid["feats"].x, head, wvalid, 0, 1e-3, 1,
+                      cfg.probe)
     wcfg = resolve_config(spec, overrides=["probe.max_epochs=1"])
     train_sweep(head, head.prepare(make_features(128, args.layers, args.dim, args.classes, 2)),
                 head.prepare(make_features(64, args.layers, args.dim, args.classes, 3)), None, wcfg.probe,
@@ -199,7 +200,7 @@ def aggregate(trials: list[dict], variants) -> dict:
     return out
 
 
-def measure_agreement(args, spec, variants) -> dict:
+def measure_agreement(args, spec, variants, save=None) -> dict:
     from benchmark.config import resolve_config
     from benchmark.heads import make_head
 
@@ -207,6 +208,10 @@ def measure_agreement(args, spec, variants) -> dict:
     proto = [f"probe.max_epochs={args.agree_max_epochs}"]
     head = make_head(spec, labels, resolve_config(spec))
     trials = []
+    setup = {"problems": args.agreement, "layers": args.layers, "dim": args.agree_dim, "classes": args.classes,
+             "rows": {"train": args.agree_rows, "valid": args.agree_rows // 3, "test": args.agree_rows // 3},
+             "probe": f"full lr grid + weighted sum, early stopping (patience 10, plateau 3), "
+                      f"max_epochs {args.agree_max_epochs}"}
     for t in range(args.agreement):
         data = {s: head.prepare(make_layered_features(n, args.layers, args.agree_dim, args.classes, 100 + t, k))
                 for k, (s, n) in enumerate((("train", args.agree_rows), ("valid", args.agree_rows // 3),
@@ -217,12 +222,10 @@ def measure_agreement(args, spec, variants) -> dict:
         print(f"  trial {t}: " + "; ".join(
             f"{n} {r['chosen']} test {r['test_main']:.3f} ({r['member_epochs']} member-epochs, {r['seconds']:.0f} s)"
             for n, r in runs.items()), flush=True)
-    return {"setup": {"problems": args.agreement, "layers": args.layers, "dim": args.agree_dim,
-                      "classes": args.classes, "rows": {"train": args.agree_rows, "valid": args.agree_rows // 3,
-                                                        "test": args.agree_rows // 3},
-                      "probe": f"full lr grid + weighted sum, early stopping (patience 10, plateau 3), "
-                               f"max_epochs {args.agree_max_epochs}"},
-            "summary": aggregate(trials, variants), "trials": trials}
+        if save is not None:  # written after every problem: a killed run keeps the finished ones
+            save({"setup": dict(setup, problems=len(trials)), "summary": aggregate(trials, variants),
+                  "trials": trials})
+    return {"setup": dict(setup, problems=len(trials)), "summary": aggregate(trials, variants), "trials": trials}
 
 
 def measure_cached(args, variants) -> dict:
@@ -269,22 +272,25 @@ def write_md(path: Path, data: dict) -> None:
              "<= 3); *member-epochs*: epochs trained summed over the sweep's probes (the plain probe: its epochs), "
              "a cost measure that does not depend on the machine's load.", ""]
     for key, e in sorted(data.items()):
-        if "sweeps" not in e:
-            lines += [f"## {key}: before halving existed", "",
+        if not any(k in e for k in ("cost", "agreement", "cached")):
+            lines += [f"## {key}" + ("" if "before halving" in key else ": before halving existed"), "",
                       f"{e.get('members')} probes, {e.get('rows')} rows, dim {e.get('dim')}, {e.get('epochs')} epochs: "
                       f"plain {e.get('plain_probe_s')} s, sweep {e.get('sweep_s')} s, ratio {e.get('ratio')}.", ""]
             continue
+        lines += [f"## {key}", "", f"torch {e['torch']}, {e['threads']} torch thread(s).", ""]
+        c = e.get("cost")
+        if c:
+            lines += [f"### Cost: {c['layers']} layers x {len(c['lrs'])} lrs + weighted sum", "",
+                      f"{c['rows']} train rows, dim {c['dim']}, {c['epochs']} epochs (early stopping off). Plain probe: "
+                      f"{c['plain_probe_s']} s (median of {c['plain_probe_s_runs']}). Load average (1, 5, 15 min) "
+                      f"before {c['loadavg_before']}, after {c['loadavg_after']}.", "",
+                      "| sweep | probes | seconds | ratio | per probe | member-epochs (x plain) |",
+                      "|---|---|---|---|---|---|"]
+            for n, r in c["sweeps"].items():
+                lines.append(f"| {n} | {r['members']} | {r['sweep_s']} | {r['ratio']} | {r['per_probe_ratio']} | "
+                             f"{r['member_epochs']} ({r['member_epoch_ratio']}x) |")
+            lines.append("")
         c = e
-        lines += [f"## {key}", "",
-                  f"{c['layers']} layers x {len(c['lrs'])} lrs + weighted sum, {c['rows']} train rows, dim {c['dim']}, "
-                  f"{c['epochs']} epochs (early stopping off). Plain probe: {c['plain_probe_s']} s (median of "
-                  f"{c['plain_probe_s_runs']}). Load average (1, 5, 15 min) before {c['loadavg_before']}, after "
-                  f"{c['loadavg_after']}; {c['threads']} torch thread(s), torch {c['torch']}.", "",
-                  "| sweep | probes | seconds | ratio | per probe | member-epochs (x plain) |", "|---|---|---|---|---|---|"]
-        for n, r in c["sweeps"].items():
-            lines.append(f"| {n} | {r['members']} | {r['sweep_s']} | {r['ratio']} | {r['per_probe_ratio']} | "
-                         f"{r['member_epochs']} ({r['member_epoch_ratio']}x) |")
-        lines.append("")
         ag = c.get("agreement")
         if ag:
             s = ag["setup"]
@@ -330,6 +336,9 @@ def main(argv=None) -> int:
     ap.add_argument("--agree-max-epochs", type=int, default=60)
     ap.add_argument("--cached-task", default=None, help="also compare on this task's cached features")
     ap.add_argument("--cached-model", default="random:mert-mini")
+    ap.add_argument("--stages", default="cost,agreement,cached",
+                    help="what to measure, in this order (each stage's result is saved as soon as it is done; "
+                         "stages not run keep their earlier result in the file)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "perf" / "probe_sweep.json"))
     args = ap.parse_args(argv)
@@ -344,30 +353,46 @@ def main(argv=None) -> int:
     for v in variants:
         if v not in VARIANTS:
             ap.error(f"--prune: unknown variant {v!r}; valid: {', '.join(VARIANTS)}")
+    stages = [s for s in args.stages.split(",") if s]
+    for s in stages:
+        if s not in ("cost", "agreement", "cached"):
+            ap.error(f"--stages: unknown stage {s!r}; valid: cost, agreement, cached")
     spec = get_task("genre")
-    print("cost:", flush=True)
-    out = measure_cost(args, torch, spec, variants)
-    out.update({"device": args.device if args.device == "cpu" else torch.cuda.get_device_name(0),
-                "threads": torch.get_num_threads(), "goal": "ratio <= 3", "python": platform.python_version(),
-                "torch": torch.__version__})
-    if args.agreement:
-        print("agreement:", flush=True)
-        out["agreement"] = measure_agreement(args, spec, variants)
-    if args.cached_task:
-        print("cached task:", flush=True)
-        out["cached"] = measure_cached(args, variants)
-    print(json.dumps({k: v for k, v in out.items() if k not in ("agreement", "cached")}, indent=1))
+    device = args.device if args.device == "cpu" else torch.cuda.get_device_name(0)
+    key = device + f" ({torch.get_num_threads()} threads)" if args.device == "cpu" else device
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    key = out["device"] + f" ({out['threads']} threads)" if args.device == "cpu" else out["device"]
-    existing[key] = out
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(existing, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    md = path.with_suffix(".md")
-    write_md(md.with_suffix(".md.tmp"), existing)
-    md.with_suffix(".md.tmp").replace(md)
+    env = {"device": device, "threads": torch.get_num_threads(), "goal": "ratio <= 3",
+           "python": platform.python_version(), "torch": torch.__version__}
+
+    def save(part: str, value) -> None:
+        """Merge one stage's result into this device's entry (other entries and stages kept) and rewrite the
+        JSON and the markdown atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = json.loads(path.read_text()) if path.exists() else {}
+        entry = existing.get(key, {})
+        if entry and not any(k in entry for k in ("cost", "agreement", "cached")):
+            existing[key + ", before halving existed"] = existing.pop(key)  # the old one-sweep format: kept
+            entry = {}
+        entry = dict(entry, **env)
+        entry[part] = value
+        existing[key] = entry
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(existing, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+        md = path.with_suffix(".md")
+        write_md(md.with_suffix(".md.tmp"), existing)
+        md.with_suffix(".md.tmp").replace(md)
+
+    for stage in stages:
+        print(f"{stage}:", flush=True)
+        if stage == "cost":
+            out = measure_cost(args, torch, spec, variants)
+            print(json.dumps(out, indent=1))
+            save("cost", out)
+        elif stage == "agreement" and args.agreement:
+            save("agreement", measure_agreement(args, spec, variants, lambda v: save("agreement", v)))
+        elif stage == "cached" and args.cached_task:
+            save("cached", measure_cached(args, variants))
     return 0
 
 
