@@ -277,7 +277,8 @@ def write_md(path: Path, data: dict) -> None:
                       f"{e.get('members')} probes, {e.get('rows')} rows, dim {e.get('dim')}, {e.get('epochs')} epochs: "
                       f"plain {e.get('plain_probe_s')} s, sweep {e.get('sweep_s')} s, ratio {e.get('ratio')}.", ""]
             continue
-        lines += [f"## {key}", "", f"torch {e['torch']}, {e['threads']} torch thread(s).", ""]
+        lines += [f"## {key}", "", f"torch {e['torch']}, {e['threads']} torch thread(s)."
+                  + (f" Source: {e['source']}" if e.get("source") else ""), ""]
         c = e.get("cost")
         if c:
             lines += [f"### Cost: {c['layers']} layers x {len(c['lrs'])} lrs + weighted sum", "",
