@@ -350,10 +350,11 @@ def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, ext
     return record
 
 
-def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
+def probe_inputs(spec, labels, feats, cfg, rep):
+    """The task head (train-standardised for regression), its prepared (train, valid, test) data and the
+    probed layers: what the sweep trains on."""
     from benchmark.config import parse_layers
     from benchmark.heads import make_head
-    from benchmark.probes import summarize, train_sweep
 
     head = make_head(spec, labels, cfg)
     if head.type == "regression":
@@ -364,8 +365,14 @@ def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
         data[s] = head.prepare(f)
         data[s]["frame_rate"] = float(rep.frame_rate)
     layers = parse_layers(cfg.probe.layers, int(rep.num_layers))
+    return head, tuple(data[s] for s in spec.splits[:3]), layers
+
+
+def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
+    from benchmark.probes import summarize, train_sweep
+
+    head, (train, valid, test), layers = probe_inputs(spec, labels, feats, cfg, rep)
     seeds = list(range(int(cfg.probe.seeds)))
-    train, valid, test = (data[s] for s in spec.splits[:3])
     res = train_sweep(head, train, valid, test, cfg.probe, layers, seeds, cfg.features.device, log,
                       epoch_callback=lambda seed, ep, sc, mem: log.epoch(spec.name, seed, ep, sc, mem))
     summ = summarize(res, spec)

@@ -230,11 +230,10 @@ def measure_agreement(args, spec, variants, save=None) -> dict:
 
 def measure_cached(args, variants) -> dict:
     """The comparison on a task's cached features (the model is not run)."""
-    from benchmark.config import parse_layers, resolve_config
+    from benchmark.config import resolve_config
     from benchmark.features import extract_split
-    from benchmark.heads import make_head
     from benchmark.registry import load_representation
-    from benchmark.runner import RunOptions, plan_task
+    from benchmark.runner import RunOptions, plan_task, probe_inputs
     from tasks import get_task
 
     spec = get_task(args.cached_task)
@@ -245,16 +244,7 @@ def measure_cached(args, variants) -> dict:
     feats = {s: extract_split(rep, spec, plan.folder, s, plan.cfg.features, None, None, False, lambda *a: None,
                               cached_only=True) for s in spec.splits[:3]}
     labels = list(plan.meta.get("labels") or spec.labels)
-    head = make_head(spec, labels, plan.cfg)
-    if head.type == "regression":
-        tr = feats["train"]
-        head.set_train_stats(head.item_targets([tr.items[i] for i in sorted(set(tr.owner.tolist()))]))
-    data = {}
-    for s, f in feats.items():
-        data[s] = head.prepare(f)
-        data[s]["frame_rate"] = float(rep.frame_rate)
-    layers = parse_layers(plan.cfg.probe.layers, int(rep.num_layers))
-    train, valid, test = (data[s] for s in spec.splits[:3])
+    head, (train, valid, test), layers = probe_inputs(spec, labels, feats, plan.cfg, rep)
     runs = compare(head, spec, train, valid, test, layers, [], variants, 0,
                    lambda ov: resolve_config(spec, getattr(rep, "config_overrides", None) or None, "full", None, ov))
     for n, r in runs.items():
