@@ -187,7 +187,8 @@ class Trainer:
         if cfg.heads.cqt:
             from mert.teachers.cqt import CQTTeacher
 
-            self.cqt = CQTTeacher(cfg.heads.cqt_bins, cfg.heads.cqt_bins_per_octave, cfg.heads.cqt_fmin).to(self.device)
+            self.cqt = CQTTeacher(cfg.heads.cqt_bins, cfg.heads.cqt_bins_per_octave, cfg.heads.cqt_fmin,
+                                  log_gain=cfg.heads.cqt_log_gain).to(self.device)
         self.flops_per_audio_second = None
         self.peak_flops = None
         self._estimate_flops()  # before wrapping (FSDP shards the parameters)

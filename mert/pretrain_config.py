@@ -32,6 +32,7 @@ class HeadsSection:
     prior_bias: bool = False  # add the log label frequencies to the codebook logits (see heads.set_prior)
     unmasked_weight: float = 0.0  # fairseq pred_nomask_weight: codebook CE on unmasked frames too (0 = MERT)
     cqt_unmasked_weight: float = 0.0  # the CQT reconstruction on the unmasked frames too (0 = MERT)
+    cqt_log_gain: float = 0.0  # CQT target log(1 + gain * magnitude); 0 = MERT's linear magnitude
 
 
 @dataclass

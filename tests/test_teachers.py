@@ -109,6 +109,22 @@ def test_cqt_alignment_short_inputs_and_crops():
     torch.testing.assert_close(cqt(2 * wav[:, :SR]), 2 * cqt(wav[:, :SR]), rtol=1e-4, atol=1e-4)
 
 
+def test_cqt_log_compressed_target():
+    from mert.pretrain_config import load_config
+    from mert.teachers.cqt import CQTTeacher
+
+    wav = torch.randn(2, SR)
+    lin = CQTTeacher(84, 12, 32.7)
+    log10 = CQTTeacher(84, 12, 32.7, log_gain=10.0)
+    torch.testing.assert_close(log10(wav), torch.log1p(10 * lin(wav)))
+    assert (log10(wav) >= 0).all()
+    with pytest.raises(ValueError, match="cqt_log_gain"):
+        CQTTeacher(84, 12, 32.7, log_gain=-1.0)
+    # the mini config trains on the compressed target; MERT's recipes keep linear magnitude
+    assert load_config("mini", ["data.labels=x"]).heads.cqt_log_gain == 10.0
+    assert load_config("mert-v1-95m", ["data.labels=x"]).heads.cqt_log_gain == 0.0
+
+
 # ------------------------------------------------------------------------------------------------ EnCodec
 def test_encodec_missing_weights_error(tmp_path, monkeypatch):
     from mert.teachers.encodec import load_encodec
