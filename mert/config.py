@@ -58,6 +58,11 @@ _HF_TO_OURS = {
     "deepnorm": "deepnorm",
     "attention_relax": "attention_relax",
     "feature_extractor_cqt": "feature_extractor_cqt",
+    # ours: the aligned CQT input (see MertConfig.cqt_input_bins); absent from every released config (= off)
+    "cqt_input_bins": "cqt_input_bins",
+    "cqt_input_bins_per_octave": "cqt_input_bins_per_octave",
+    "cqt_input_fmin": "cqt_input_fmin",
+    "cqt_input_log_gain": "cqt_input_log_gain",
 }
 _OURS_TO_HF = {v: k for k, v in _HF_TO_OURS.items()}
 
@@ -89,6 +94,16 @@ class MertConfig:
     deepnorm: bool = False  # post-LN only: residual x * (2N)^0.25, init of v/out/ffn weights / (8N)^0.25
     attention_relax: float = -1.0  # > 0: MERT's attention relaxation (scores / a, minus max, times a)
     feature_extractor_cqt: bool = False  # MERT's CQT-concat front end (never released; rejected at build)
+    # A CQT input beside the conv front end: log(1 + gain |CQT|) of the input audio (standardised per item,
+    # so the level of a clip does not matter), frame i centred on the
+    # centre of conv frame i (hop 320, as mert.teachers.cqt), concatenated to the conv features before the
+    # projection's LayerNorm. MERT's code has the idea as ``feature_extractor_cqt`` (its "v3 concat") but
+    # computes the CQT at hop sample_rate // 50 = 480 and cuts it to the conv frame count, so its frames
+    # drift from the conv frames; no released MERT uses it. 0 bins = off (every released MERT).
+    cqt_input_bins: int = 0
+    cqt_input_bins_per_octave: int = 12
+    cqt_input_fmin: float = 32.7
+    cqt_input_log_gain: float = 1.0
     # regularisation (training only)
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
@@ -148,6 +163,12 @@ class MertConfig:
             errors.append(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
         if self.deepnorm and self.layer_norm_first:
             errors.append("deepnorm needs the post-LN layout (layer_norm_first=False), as in MERT's code")
+        if self.cqt_input_bins < 0 or self.cqt_input_log_gain < 0:
+            errors.append("cqt_input_bins and cqt_input_log_gain must be >= 0")
+        if self.cqt_input_bins and (self.sample_rate, self.total_stride, self.receptive_field) != (24000, 320, 400):
+            errors.append("cqt_input_bins > 0 needs the MERT-v1 front end timing (24 kHz, hop 320, receptive "
+                          f"field 400); got {self.sample_rate} Hz, hop {self.total_stride}, field "
+                          f"{self.receptive_field}")
         if self.sample_rate <= 0 or self.num_hidden_layers < 1:
             errors.append("sample_rate and num_hidden_layers must be positive")
         if errors:
@@ -232,7 +253,7 @@ PRESETS: dict[str, dict] = {
     "mert-v0": dict(_BASE, sample_rate=16000),
     "mert-mini": dict(
         hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-        conv_dim=(128,) * 7, num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
+        conv_dim=(128,) * 7, num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16, cqt_input_bins=84,
         hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, layerdrop=0.0,
     ),
     "tiny": dict(

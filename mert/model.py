@@ -56,6 +56,19 @@ def _length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def _standardise(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Zero mean, unit variance per item over its valid samples, zero past its end (the CQT input: its log
+    compression is not scale-invariant, so a clip's level must not matter; padding must not leak in)."""
+    if lengths is None:
+        mean = x.mean(1, keepdim=True)
+        return (x - mean) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-7)
+    m = _length_mask(lengths, x.shape[-1]).to(x.dtype)
+    n = lengths.clamp_min(1)[:, None].to(x.dtype)
+    mean = (x * m).sum(1, keepdim=True) / n
+    var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + 1e-7) * m
+
+
 # ------------------------------------------------------------------------------------------------ front end
 class ConvLayer(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, bias: bool, norm: str | None, eps: float,
@@ -227,8 +240,9 @@ def _strided_conv_gemm(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | No
 class FeatureProjection(nn.Module):
     def __init__(self, cfg: MertConfig):
         super().__init__()
-        self.layer_norm = nn.LayerNorm(cfg.conv_dim[-1], eps=cfg.layer_norm_eps) if cfg.feat_proj_layer_norm else None
-        self.projection = nn.Linear(cfg.conv_dim[-1], cfg.hidden_size)
+        d = cfg.conv_dim[-1] + cfg.cqt_input_bins  # conv features (+ the CQT input, when configured)
+        self.layer_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps) if cfg.feat_proj_layer_norm else None
+        self.projection = nn.Linear(d, cfg.hidden_size)
         self.dropout = nn.Dropout(cfg.feat_proj_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -416,6 +430,13 @@ class MertModel(nn.Module):
         config.validate()
         self.config = config
         self.feature_extractor = FeatureEncoder(config)
+        self.cqt_input = None
+        if config.cqt_input_bins:
+            from mert.teachers.cqt import CQTTeacher
+
+            # fixed kernels (non-persistent buffers): checkpoints hold no CQT weights
+            self.cqt_input = CQTTeacher(config.cqt_input_bins, config.cqt_input_bins_per_octave,
+                                        config.cqt_input_fmin, log_gain=config.cqt_input_log_gain)
         self.feature_projection = FeatureProjection(config)
         self.masked_spec_embed = nn.Parameter(torch.empty(config.hidden_size).uniform_())
         self.encoder = Encoder(config)
@@ -526,7 +547,13 @@ class MertModel(nn.Module):
         else:
             frame_lengths = self.num_frames(lengths).to(x.device)
             frame_mask = _length_mask(frame_lengths, t)
-        h = self.feature_projection(feats)
+        if self.cqt_input is not None:
+            cqt = self.cqt_input(_standardise(x.float(), lengths))[:, :t].to(feats.dtype)
+            if frame_mask is not None:
+                cqt = cqt * frame_mask.unsqueeze(-1).to(cqt.dtype)
+            h = self.feature_projection(torch.cat([feats, cqt], -1))
+        else:
+            h = self.feature_projection(feats)
         if mask is not None:
             if mask.shape != h.shape[:2]:
                 raise ValueError(f"mask has shape {tuple(mask.shape)}, expected [B, T'] = {tuple(h.shape[:2])}")

@@ -71,7 +71,7 @@ class CQTTeacher(nn.Module):
         out = []
         with torch.autocast(device_type=x.device.type, enabled=False):
             for g, (lo, hi, first) in enumerate(self.groups):
-                k = getattr(self, f"kernel{g}")
+                k = getattr(self, f"kernel{g}").float()  # fp32 even inside a model cast to bf16
                 y = torch.nn.functional.conv1d(x[:, :, first:], k, stride=self.hop)[:, :, :frames]
                 re, im = y[:, : hi - lo], y[:, hi - lo:]
                 out.append(torch.sqrt(re.pow(2) + im.pow(2)))
