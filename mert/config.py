@@ -19,7 +19,8 @@ debug           2      32     2     64     24000   post-LN
 
 All presets share the conv front end's kernels and strides (total stride 320, receptive field 400 samples), so
 24 kHz audio gives 75 frames per second (16 kHz: 50). ``mert-mini``, ``tiny`` and ``debug`` shrink only the channel counts (``mert-mini``: the shipped small
-checkpoint's shape, 128-channel conv front end, 3.72M parameters; ``random:mert-mini`` in the benchmark).
+checkpoint's shape, 128-channel conv front end plus an 84-bin CQT input (``cqt_input_bins``), 3.74M parameters;
+``random:mert-mini`` in the benchmark).
 """
 from __future__ import annotations
 
