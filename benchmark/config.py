@@ -55,6 +55,13 @@ class FeatureConfig:
     min_seconds: float = 0.1          # shorter items are skipped ("too short")
     silence_peak: float = 1e-4        # items whose peak amplitude is below this are skipped ("silent")
     max_skip_fraction: float = 0.05   # more skipped items than this in a split fails the run
+    # numeric precision of everything that runs on ``device`` (the representation's forward and the probe
+    # training): "auto" = bf16 autocast on a CUDA device that supports bfloat16, fp32 everywhere else (so the
+    # CPU default is plain float32); "fp32"; "bf16" = torch.autocast(bfloat16) (CPU, CUDA with bf16 support,
+    # MPS). Parameters stay float32 and cached features float16 either way. Resolved once per run
+    # (benchmark.features.resolve_precision); the result's config records the resolved value, and a bf16 run
+    # gets its own feature cache entry and config hash. Handcrafted baselines always compute in fp32.
+    precision: str = "auto"           # auto | fp32 | bf16
 
 
 @dataclass
@@ -101,6 +108,9 @@ GRIDS: dict[str, dict[str, Any]] = {
 TASK_TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "beat": {"probe": {"max_epochs": 60}},
 }
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -169,6 +179,9 @@ def resolve_config(spec=None, model_overrides: dict | None = None, grid: str = "
             if "=" not in o:
                 raise ConfigError(f"override {o!r} is not KEY=VALUE (e.g. probe.max_epochs=5)")
         cfg = _merge(cfg, OmegaConf.from_dotlist(list(overrides)), "the command line")
+    if cfg.features.precision not in PRECISIONS:
+        raise ConfigError(f"features.precision={cfg.features.precision!r} is not a known precision; use auto (bf16 "
+                          "autocast on a CUDA GPU that supports it, fp32 elsewhere), fp32 or bf16")
     return cfg
 
 
@@ -182,9 +195,11 @@ def config_hash(d: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(_hash_view(d), sort_keys=True).encode()).hexdigest()[:16]
 
 
-# probe keys added after results were written, and the value under which they (and their "prune_*" settings)
-# change nothing: left out of the hash then, so existing results keep their config_hash (and are not rerun)
-_HASH_NEUTRAL = {"probe": ("prune", "none")}
+# keys added after results were written, and the value under which they (and their "<key>_*" settings) change
+# nothing: left out of the hash then, so existing results keep their config_hash (and are not rerun).
+# features.precision: the runner records the resolved value ("fp32" or "bf16", never "auto"), so only bf16 runs
+# hash differently.
+_HASH_NEUTRAL = {"probe": ("prune", "none"), "features": ("precision", "fp32")}
 
 
 def _hash_view(d: dict[str, Any]) -> dict[str, Any]:

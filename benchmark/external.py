@@ -292,10 +292,13 @@ class HFRepresentation:
                              f"--model {source} (mert.load_model) instead of hf:")
         try:
             # float32 weights whatever the checkpoint's dtype (transformers 5 defaults to dtype="auto"); a GPU run
-            # may autocast on top
-            model = transformers.AutoModel.from_pretrained(source, dtype=torch.float32, **kw)
+            # may autocast on top (features.precision). Attention through torch's scaled_dot_product_attention
+            # (flash / memory-efficient kernels on a GPU) where transformers has it for the class; the classes
+            # without it (WavLM, whose relative position bias needs its own attention) keep their default
+            model = self._load_sdpa(transformers, source, dict(kw, dtype=torch.float32))
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{label}: cannot load the weights from {where}: {e}") from None
+        self.attn_implementation = str(getattr(model.config, "_attn_implementation", None) or "eager")
         if not (hasattr(model, "_get_feat_extract_output_lengths") and hasattr(model, "feature_extractor")
                 and hasattr(config, "conv_stride")):
             raise ModelError(f"{label}: {type(model).__name__} (model_type {mtype!r}) is not a waveform encoder "
@@ -320,6 +323,17 @@ class HFRepresentation:
         self.commit = getattr(config, "_commit_hash", None)
         self.device = "cpu"
         self._identity: str | None = None
+
+    @staticmethod
+    def _load_sdpa(transformers, source, kw):
+        """AutoModel.from_pretrained with attn_implementation="sdpa", or without it where the class has no
+        SDPA attention (transformers raises ValueError before loading any weights then)."""
+        try:
+            return transformers.AutoModel.from_pretrained(source, attn_implementation="sdpa", **kw)
+        except ValueError as e:
+            if "scaled_dot_product_attention" not in str(e) and "sdpa" not in str(e).lower():
+                raise
+        return transformers.AutoModel.from_pretrained(source, **kw)
 
     @staticmethod
     def _feature_extractor(transformers, source, kw) -> tuple[int, bool, dict | None]:

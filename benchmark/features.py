@@ -20,11 +20,17 @@ Rows by window policy (TaskSpec.window):
 Pooling: ``mean`` over frames, or ``mean_std`` (mean and standard deviation concatenated, 2 x dim) when the
 representation asks for it (the handcrafted baselines).
 
+Precision (``features.precision``, see :func:`resolve_precision`): ``auto`` runs the representation under
+``torch.autocast(bfloat16)`` on a CUDA device that supports bf16 and in float32 elsewhere; ``fp32`` / ``bf16``
+force one. Outputs are cast to float32 before pooling and stored as float16 as always. Handcrafted baselines
+are never autocast (their logs of small magnitudes gain nothing from bf16 and lose precision).
+
 Cache key (sha256 of a JSON recipe): representation name + identity (weights hash), pooling, task name +
 version, data source + source version, split, the digest of the split's item records (ids, audio paths,
 excerpts; so ``--limit`` subsets get their own entry), window policy and lengths, chunk length, sample rate,
-the skip rules and the cache format version. Location: ``--cache-dir`` or ``$MERT_BENCH_HOME/features``
-(default ``~/.cache/mert-bench/features``).
+the skip rules, the cache format version, and ``"precision": "bf16"`` for bf16 features (only then: float32
+recipes, and so every cache written before the key existed, are unchanged). Location: ``--cache-dir`` or
+``$MERT_BENCH_HOME/features`` (default ``~/.cache/mert-bench/features``).
 """
 from __future__ import annotations
 
@@ -91,9 +97,76 @@ def items_digest(items: list) -> str:
     return h.hexdigest()
 
 
+def autocasts(rep) -> bool:
+    """Whether ``rep`` may run under bf16 autocast: ``rep.autocast`` when it says so; otherwise every
+    representation except the handcrafted baselines."""
+    flag = getattr(rep, "autocast", None)
+    if flag is not None:
+        return bool(flag)
+    from benchmark.representations import Handcrafted
+
+    return not isinstance(rep, Handcrafted)
+
+
+def resolve_precision(precision: str | None, device: str = "cpu", rep=None) -> str:
+    """``features.precision`` -> "fp32" or "bf16" for a run on ``device`` (idempotent).
+
+    auto: bf16 on a CUDA device that supports bfloat16, fp32 otherwise (the CPU, MPS, older GPUs); bf16: bf16
+    where torch can autocast to it (CPU, CUDA with bf16 support, MPS), an error naming the key elsewhere; fp32:
+    fp32. A representation that does not autocast (:func:`autocasts`) always resolves to fp32."""
+    from benchmark.config import PRECISIONS, ConfigError
+
+    p = "auto" if precision is None else str(precision)
+    if p not in PRECISIONS:
+        raise ConfigError(f"features.precision={p!r} is not a known precision; use auto (bf16 autocast on a CUDA GPU "
+                          "that supports it, fp32 elsewhere), fp32 or bf16")
+    if p == "fp32" or (rep is not None and not autocasts(rep)):
+        return "fp32"
+    import torch
+
+    try:
+        dev = torch.device(str(device or "cpu"))
+    except RuntimeError as e:
+        raise ConfigError(f"features.device={device!r}: {e}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            if p == "auto":
+                return "fp32"
+            raise ConfigError(f"features.precision=bf16 with features.device={device!r}, but torch sees no CUDA "
+                              "device; use --device cpu (bf16 autocast works there too) or features.precision=auto")
+        if torch.cuda.is_bf16_supported():
+            return "bf16"
+        if p == "auto":
+            return "fp32"
+        try:
+            name = torch.cuda.get_device_name(dev)
+        except Exception:  # noqa: BLE001 - only for the message
+            name = str(dev)
+        raise ConfigError(f"features.precision=bf16: the CUDA device {name!r} does not support bfloat16 (needs "
+                          "compute capability 8.0+, e.g. A100, H100); use features.precision=fp32 (or auto, which "
+                          "picks fp32 there)")
+    if p == "auto":
+        return "fp32"
+    if dev.type == "cpu" or torch.amp.is_autocast_available(dev.type):
+        return "bf16"
+    raise ConfigError(f"features.precision=bf16: torch cannot autocast on device {device!r}; use "
+                      "features.precision=fp32 or auto")
+
+
+def autocast(precision: str, device: str = "cpu"):
+    """The context a model runs in for a resolved precision: bf16 autocast, or nothing for fp32."""
+    import contextlib
+
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(torch.device(str(device or "cpu")).type, dtype=torch.bfloat16)
+
+
 def recipe(rep, spec, meta: dict, split: str, items: list, fcfg) -> dict[str, Any]:
     frames = spec.window == "frames"
-    return {
+    r = {
         "cache_format": CACHE_FORMAT,
         "representation": str(rep.name),
         "identity": str(rep.identity()),
@@ -112,6 +185,9 @@ def recipe(rep, spec, meta: dict, split: str, items: list, fcfg) -> dict[str, An
         "min_seconds": float(fcfg.min_seconds),
         "silence_peak": float(fcfg.silence_peak),
     }
+    if resolve_precision(getattr(fcfg, "precision", "auto"), fcfg.device, rep) == "bf16":
+        r["precision"] = "bf16"  # only then, so float32 keys stay what they were before the key existed
+    return r
 
 
 def recipe_key(r: dict) -> str:
@@ -162,6 +238,7 @@ class _Runner:
         self.rep = rep
         self.fcfg = fcfg
         self.calls = 0
+        self.precision = resolve_precision(getattr(fcfg, "precision", "auto"), fcfg.device, rep)
 
     def run(self, segs: list[np.ndarray]) -> list[np.ndarray]:
         """segments (1-d float arrays) -> per segment frames [T', L, D] float32 (numpy)."""
@@ -181,7 +258,8 @@ class _Runner:
             lengths = torch.tensor([len(segs[j]) for j in batch], dtype=torch.long)
             for b, j in enumerate(batch):
                 wav[b, : len(segs[j])] = torch.from_numpy(segs[j])
-            layers, flen = self.rep(wav, lengths)
+            with autocast(self.precision, self.fcfg.device):
+                layers, flen = self.rep(wav, lengths)
             self.calls += 1
             if len(layers) != int(self.rep.num_layers):
                 raise ExtractionError(

@@ -25,6 +25,11 @@ member is dropped like a stopped one: it keeps its best-so-far state, which is s
 at the end like every other member's (its grid row says ``pruned_at_epoch``); selection is unchanged (the
 best mean validation main score of the best states), so a pruned member can only be chosen if nothing that
 went on beat the score it had when it was pruned.
+
+Precision (``precision="bf16"``, from ``features.precision`` resolved for the run's device: bf16 on a CUDA GPU
+that supports it by default, fp32 on the CPU): the member forward passes run under
+``torch.autocast(bfloat16)``; parameters, Adam state, the standardisation and the losses stay float32 (outputs
+are cast to float32 before the loss and before scoring).
 """
 from __future__ import annotations
 
@@ -184,16 +189,20 @@ class BatchedAdam:
                 g.zero_()  # keep the gradient buffer: backward accumulates into it without a new allocation
 
 
-def _forward_rows(model, std, x: np.ndarray, device, max_elems: int = 1 << 25):
-    """All rows of x through every member in chunks -> [M, R, C] (cpu)."""
+def _forward_rows(model, std, x: np.ndarray, device, max_elems: int = 1 << 25, precision: str = "fp32"):
+    """All rows of x through every member in chunks -> [M, R, C] float32 (cpu)."""
     import torch
+
+    from benchmark.features import autocast
 
     width = max(model.params["W1"].shape[1], model.params["W1"].shape[2])
     chunk = max(64, max_elems // max(1, model.M * width))
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), chunk):
-            outs.append(model.forward(std(x[i:i + chunk], device), train=False).cpu())
+            with autocast(precision, device):
+                out = model.forward(std(x[i:i + chunk], device), train=False)
+            outs.append(out.float().cpu())
     return torch.cat(outs, 1)
 
 
@@ -271,9 +280,17 @@ def halving_keep(best: np.ndarray, active: np.ndarray, groups: list[str], eta: f
 
 
 def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers: list[int], seeds: list[int],
-                device: str = "cpu", log=None, epoch_callback=None) -> SweepResult:
-    """Train every (layer, lr) member for each seed; score each member's best-validation state."""
+                device: str = "cpu", log=None, epoch_callback=None, precision: str = "fp32") -> SweepResult:
+    """Train every (layer, lr) member for each seed; score each member's best-validation state.
+
+    ``precision``: "fp32" or "bf16" (autocast of the forward passes; see the module doc)."""
     import torch
+
+    from benchmark.features import autocast
+
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"train_sweep: precision {precision!r}; use 'fp32' or 'bf16' (resolve features.precision "
+                         "with benchmark.features.resolve_precision)")
 
     t0 = time.time()
     members = make_members(layers, list(pcfg.lrs), bool(pcfg.weighted_sum))
@@ -308,12 +325,13 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
             perm = rng.permutation(len(xtr))
             for i in range(0, len(perm), bs):
                 idx = np.sort(perm[i:i + bs])
-                out = model.forward(std(xtr[idx], device), train=True)
-                loss = head.loss(out, y[idx].to(device))
+                with autocast(precision, device):
+                    out = model.forward(std(xtr[idx], device), train=True)
+                loss = head.loss(out.float(), y[idx].to(device))
                 loss.sum().backward()
                 opt.step()
-            local = head.fast_scores(unit_outputs(head, _forward_rows(model, std, valid["feats"].x, device), valid),
-                                     valid)
+            local = head.fast_scores(unit_outputs(head, _forward_rows(model, std, valid["feats"].x, device,
+                                                                    precision=precision), valid), valid)
             score = np.full(M, -np.inf)
             score[alive] = np.where(np.isfinite(local), local, -np.inf)
             improved = (score > best) & active
@@ -360,8 +378,9 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
         res.member_epochs.append(int(member_epochs))
         if halving is not None:
             res.pruned_at.append(pruned_at)
-        res.valid.append(_final_scores(head, model, std, valid, device))
-        res.test.append(_final_scores(head, model, std, test, device) if test is not None else [{} for _ in members])
+        res.valid.append(_final_scores(head, model, std, valid, device, precision))
+        res.test.append(_final_scores(head, model, std, test, device, precision) if test is not None
+                        else [{} for _ in members])
         wi = [i for i, m in enumerate(members) if m.layer is None]
         if wi:
             res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist())
@@ -385,8 +404,8 @@ def _compact(model: BatchedMLP, opt: BatchedAdam, keep) -> None:
     model.M = len(keep)
 
 
-def _final_scores(head, model, std, data, device) -> list[dict[str, float]]:
-    rows = _forward_rows(model, std, data["feats"].x, device)
+def _final_scores(head, model, std, data, device, precision: str = "fp32") -> list[dict[str, float]]:
+    rows = _forward_rows(model, std, data["feats"].x, device, precision=precision)
     units = unit_outputs(head, rows, data)
     out = []
     for m in range(model.M):

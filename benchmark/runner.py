@@ -226,7 +226,13 @@ def resolved_config(spec, rep, opts: RunOptions):
         ov.append(f"probe.layers={opts.layers}")
     if opts.device is not None:
         ov.append(f"features.device={opts.device}")
-    return resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov)
+    cfg = resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov)
+    from benchmark.features import resolve_precision
+
+    # "auto" -> what this run uses on its device ("fp32" on the CPU): the result records it, and fp32 leaves the
+    # config hash as it was before features.precision existed (benchmark.config._HASH_NEUTRAL)
+    cfg.features.precision = resolve_precision(cfg.features.precision, cfg.features.device, rep)
+    return cfg
 
 
 @dataclass
@@ -369,12 +375,14 @@ def probe_inputs(spec, labels, feats, cfg, rep):
 
 
 def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
+    from benchmark.features import resolve_precision
     from benchmark.probes import summarize, train_sweep
 
     head, (train, valid, test), layers = probe_inputs(spec, labels, feats, cfg, rep)
     seeds = list(range(int(cfg.probe.seeds)))
     res = train_sweep(head, train, valid, test, cfg.probe, layers, seeds, cfg.features.device, log,
-                      epoch_callback=lambda seed, ep, sc, mem: log.epoch(spec.name, seed, ep, sc, mem))
+                      epoch_callback=lambda seed, ep, sc, mem: log.epoch(spec.name, seed, ep, sc, mem),
+                      precision=resolve_precision(cfg.features.precision, cfg.features.device, rep))
     summ = summarize(res, spec)
     ch = summ["chosen"]
     return {
