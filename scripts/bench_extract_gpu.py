@@ -68,6 +68,17 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's bf16 instructions (amx_bf16, avx512_bf16) from /proc/cpuinfo: where CPU bf16 autocast is fast."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted({f for f in line.split(":", 1)[1].split() if f in ("amx_bf16", "avx512_bf16")})
+    except OSError:
+        pass
+    return []
+
+
 def peak_flops(name: str, device: str) -> dict[str, float] | None:
     if not device.startswith("cuda"):
         return None
@@ -191,6 +202,8 @@ def measure(args) -> dict:
                                              3) for w in ("extract", "model")})
     env = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "cpu_count": os.cpu_count()}
+    if not device.startswith("cuda"):
+        env["cpu_bf16_flags"] = cpu_bf16_flags()
     if device.startswith("cuda"):
         env["cuda"] = torch.version.cuda
         env["cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
@@ -220,14 +233,18 @@ def write_md(entries: list[dict], path: Path) -> None:
         lines += ["**Only CPU numbers so far. The GPU measurement is still to be made**; on a CUDA machine run:", "",
                   f"    {GPU_COMMAND}", "",
                   "(it adds a GPU entry to the JSON and regenerates this file). The CPU numbers below come from a "
-                  "machine shared with other jobs, with a short setting; they show that the path runs, not what "
-                  "bf16 gains (CPU bf16 autocast is only fast on CPUs with AMX/AVX-512-BF16).", ""]
+                  "small CPU shared with other jobs, with a short setting: wall clock there measures the load as "
+                  "much as the work (read the CPU-seconds columns); they show that the bf16 path runs and what it "
+                  "does on that CPU, not what it does on a GPU.", ""]
     for e in entries:
         lines += [f"## {e['device_name']} ({e['device']}), {e['preset']} ({e['params_m']} M parameters)", "",
                   f"{e['batch']} clips x {e['seconds']} s per call ({e['audio_s_per_call']} s of audio), "
                   f"{e['repeats']} repeats (median), {e['warmup']} warm-up; {e['gflops_per_audio_s']} GFLOP per audio "
                   f"second (FlopCounterMode); torch {e['environment']['torch']}, "
-                  f"{e['environment']['threads']} thread(s); {e['created']}.", "",
+                  f"{e['environment']['threads']} thread(s)"
+                  + (f"; CPU bf16 instructions: {', '.join(e['environment']['cpu_bf16_flags']) or 'none'}"
+                     if "cpu_bf16_flags" in e["environment"] else "")
+                  + f"; {e['created']}.", "",
                   "| precision | step | median s | audio s / s | TFLOP/s | MFU | CPU s | audio s / CPU s |",
                   "|---|---|---|---|---|---|---|---|"]
         for p, r in e["results"].items():
@@ -252,10 +269,8 @@ def write_md(entries: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    import torch
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when there is one, else cpu)")
     ap.add_argument("--preset", default="mert-v1-95m")
     ap.add_argument("--seconds", type=float, default=30.0, help="clip length (default 30: features.max_chunk_s)")
     ap.add_argument("--batch", type=int, default=8, help="clips per call (default 8: features.batch_seconds 240)")
@@ -265,6 +280,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT / "extract_gpu"), help="output path without extension")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     entry = measure(args)
     print(f"device: {entry['device_name']} ({entry['device']}); {entry['preset']}, {entry['batch']} x "
