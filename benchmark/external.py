@@ -383,10 +383,9 @@ class HFRepresentation:
         mask = torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]
         wav = wav * mask
         if self.normalize:  # as Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm over the valid samples
-            n = lengths.clamp_min(1)[:, None].to(wav.dtype)
-            mean = wav.sum(1, keepdim=True) / n
-            var = (((wav - mean) * mask) ** 2).sum(1, keepdim=True) / n
-            wav = (wav - mean) / torch.sqrt(var + 1e-7) * mask
+            from mert.audio import standardise
+
+            wav = standardise(wav, lengths)
         return wav, mask
 
     def _forward(self, wav, mask=None):

@@ -241,11 +241,9 @@ class MertRepresentation:
         wav = wav.to(self.device).float()
         lengths = torch.as_tensor(lengths, dtype=torch.long, device=wav.device)
         if self.normalize:
-            mask = torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]
-            n = lengths.clamp_min(1)[:, None].float()
-            mean = (wav * mask).sum(1, keepdim=True) / n
-            var = (((wav - mean) * mask) ** 2).sum(1, keepdim=True) / n
-            wav = (wav - mean) / torch.sqrt(var + 1e-7) * mask
+            from mert.audio import standardise
+
+            wav = standardise(wav, lengths)
         with torch.inference_mode():
             out = self.model(wav, lengths=lengths)
         return list(out.hidden_states), out.lengths.cpu()

@@ -112,3 +112,19 @@ def check_waveform(wav, min_samples: int = 1, name: str = "input") -> None:
     finite = torch.isfinite(wav).all() if isinstance(wav, torch.Tensor) else np.isfinite(wav).all()
     if not bool(finite):
         raise AudioError(f"{name}: audio contains NaN or inf samples")
+
+
+def standardise(wav, lengths=None):
+    """Zero mean, unit variance per item over its valid samples (``wav`` [B, T] float tensor, ``lengths`` [B]
+    valid samples or None for all), zero past each item's end: Wav2Vec2FeatureExtractor's
+    zero_mean_unit_var_norm (variance + 1e-7) with padding that never leaks into the statistics."""
+    import torch
+
+    if lengths is None:
+        mean = wav.mean(1, keepdim=True)
+        return (wav - mean) / torch.sqrt(wav.var(1, unbiased=False, keepdim=True) + 1e-7)
+    mask = (torch.arange(wav.shape[-1], device=wav.device)[None] < lengths[:, None]).to(wav.dtype)
+    n = lengths.clamp_min(1)[:, None].to(wav.dtype)
+    mean = (wav * mask).sum(1, keepdim=True) / n
+    var = (((wav - mean) * mask) ** 2).sum(1, keepdim=True) / n
+    return (wav - mean) / torch.sqrt(var + 1e-7) * mask

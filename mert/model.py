@@ -56,19 +56,6 @@ def _length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def _standardise(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Zero mean, unit variance per item over its valid samples, zero past its end (the CQT input: its log
-    compression is not scale-invariant, so a clip's level must not matter; padding must not leak in)."""
-    if lengths is None:
-        mean = x.mean(1, keepdim=True)
-        return (x - mean) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-7)
-    m = _length_mask(lengths, x.shape[-1]).to(x.dtype)
-    n = lengths.clamp_min(1)[:, None].to(x.dtype)
-    mean = (x * m).sum(1, keepdim=True) / n
-    var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n
-    return (x - mean) / torch.sqrt(var + 1e-7) * m
-
-
 # ------------------------------------------------------------------------------------------------ front end
 class ConvLayer(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, bias: bool, norm: str | None, eps: float,
@@ -548,9 +535,11 @@ class MertModel(nn.Module):
             frame_lengths = self.num_frames(lengths).to(x.device)
             frame_mask = _length_mask(frame_lengths, t)
         if self.cqt_input is not None:
-            cqt = self.cqt_input(_standardise(x.float(), lengths))[:, :t].to(feats.dtype)
-            if frame_mask is not None:
-                cqt = cqt * frame_mask.unsqueeze(-1).to(cqt.dtype)
+            from mert.audio import standardise
+
+            # the item-standardised audio: the log compression is not scale-invariant, so a clip's level must
+            # not matter; padded frames are zeroed below with the rest of h
+            cqt = self.cqt_input(standardise(x.float(), lengths))[:, :t].to(feats.dtype)
             h = self.feature_projection(torch.cat([feats, cqt], -1))
         else:
             h = self.feature_projection(feats)
