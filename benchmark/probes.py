@@ -94,6 +94,38 @@ class Standardizer:
         return (x - self.mean) * self.inv
 
 
+_RELU_DROPOUT = None
+
+
+def _relu_dropout():
+    """ReLU then inverted dropout as one autograd op: one mask (keep with probability 1 - p, times 1 / (1 - p),
+    times z > 0) is drawn with ``rand_like`` and reused by the backward. Same distribution as
+    ``F.dropout(F.relu(z))``; ``F.dropout``'s Bernoulli sampling costs 4x a uniform draw on the CPU, which made it
+    the largest single cost of a frame-level (beat) sweep; fused, a probe step is about 1.5x faster
+    (measured on [6, 1024, 512] hidden activations, 2 threads)."""
+    global _RELU_DROPOUT
+    if _RELU_DROPOUT is None:
+        import torch
+
+        class ReluDropout(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, z, p: float):
+                m = torch.rand_like(z)
+                m.ge_(p)
+                m.mul_(z > 0)
+                m.mul_(1.0 / (1.0 - p))
+                ctx.save_for_backward(m)
+                return z * m
+
+            @staticmethod
+            def backward(ctx, g):
+                (m,) = ctx.saved_tensors
+                return g * m, None
+
+        _RELU_DROPOUT = ReluDropout
+    return _RELU_DROPOUT
+
+
 class BatchedMLP:
     """M independent MLP probes with stacked parameters; layer mixing per member."""
 
@@ -135,9 +167,11 @@ class BatchedMLP:
 
         p = self.params
         xm = torch.einsum("bld,ml->mbd", x, self.mixing())
-        h = torch.relu(torch.baddbmm(p["b1"], xm, p["W1"]))
+        z = torch.baddbmm(p["b1"], xm, p["W1"])
         if train and self.dropout > 0:
-            h = F.dropout(h, self.dropout, training=True)
+            h = _relu_dropout().apply(z, float(self.dropout))
+        else:
+            h = F.relu(z)
         return torch.baddbmm(p["b2"], h, p["W2"])
 
     def state(self) -> dict:

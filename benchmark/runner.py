@@ -226,7 +226,8 @@ def resolved_config(spec, rep, opts: RunOptions):
         ov.append(f"probe.layers={opts.layers}")
     if opts.device is not None:
         ov.append(f"features.device={opts.device}")
-    cfg = resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov)
+    cfg = resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov,
+                         data=opts.data)
     from benchmark.features import resolve_precision
 
     # "auto" -> what this run uses on its device ("fp32" on the CPU): the result records it, and fp32 leaves the

@@ -152,6 +152,8 @@ def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
             net.eval()
             v = evaluate(net, "valid", fast=True)
             score = float(np.nanmean(list(v.values())))
+            log(f"  seed {seed} epoch {epoch + 1}: train L1 {float(loss.detach()):.4f}, valid plain SDR {score:.2f} dB "
+                f"({time.time() - t0:.0f} s)")
             if score > best:
                 best, since = score, 0
                 best_state = {k: x.detach().clone() for k, x in net.state_dict().items()}

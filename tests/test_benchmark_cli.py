@@ -43,6 +43,19 @@ def test_config_layers_and_unknown_keys(tmp_path):
         resolve_config(spec, config_file=str(f))
 
 
+def test_data_source_layer_sizes_the_separation_probe():
+    spec = get_task("separation")
+    real = resolve_config(spec, data="real").separation
+    assert (real.hidden, real.num_layers) == (512, 3)  # MARBLE's LSTM on real MUSDB18
+    emb = resolve_config(spec, data="embedded").separation
+    assert (emb.hidden, emb.num_layers) == (128, 2)  # the embedded corpus's 10 minutes of training audio
+    # the layers after it still win: the model, the grid, --config and the command line
+    cfg = resolve_config(spec, {"separation": {"hidden": 64}}, overrides=["separation.num_layers=3"],
+                         data="embedded").separation
+    assert (cfg.hidden, cfg.num_layers) == (64, 3)
+    assert resolve_config(get_task("key"), data="embedded").probe == resolve_config(get_task("key")).probe
+
+
 def test_model_names_did_you_mean_and_user_factory(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="did you mean 'mfcc'"):
         load_representation("mfc")
