@@ -48,7 +48,7 @@ def test_data_source_layer_sizes_the_separation_probe():
     real = resolve_config(spec, data="real").separation
     assert (real.hidden, real.num_layers) == (512, 3)  # MARBLE's LSTM on real MUSDB18
     emb = resolve_config(spec, data="embedded").separation
-    assert (emb.hidden, emb.num_layers) == (128, 2)  # the embedded corpus's 10 minutes of training audio
+    assert (emb.hidden, emb.num_layers, emb.max_epochs) == (128, 2, 20)  # 10 minutes of training audio
     # the layers after it still win: the model, the grid, --config and the command line
     cfg = resolve_config(spec, {"separation": {"hidden": 64}}, overrides=["separation.num_layers=3"],
                          data="embedded").separation
