@@ -44,6 +44,36 @@ class MaskEstimator:
         return _Net()
 
 
+def log_magnitude_input(train_mixes, stft, n_freq: int):
+    """The LSTM's spectral input: ``log1p`` magnitudes z-scored per frequency bin with the statistics of the
+    train mixtures (streamed over tracks, so real MUSDB18 never sits in memory at once). Returns a function
+    [..., F, T] magnitudes -> [..., T, F] inputs.
+
+    Raw ``log1p`` magnitudes (0 in most bins, up to ~5 in a few low ones) left the LSTM at the error of a
+    constant mask whatever the features: on the embedded corpus the L1 loss stalled at 0.157 vs 0.175 for the
+    best constant mask over 300 steps; z-scored, 0.123 and falling (results/analysis/separation-input.md)."""
+    import torch
+
+    s1 = torch.zeros(n_freq, dtype=torch.float64)
+    s2 = torch.zeros(n_freq, dtype=torch.float64)
+    n = 0
+    for mix in train_mixes:
+        lm = torch.log1p(stft(mix).abs()).double()
+        s1 += lm.sum(1)
+        s2 += (lm ** 2).sum(1)
+        n += lm.shape[1]
+    if n == 0:
+        raise ValueError("separation: no train frames to take the spectral input's statistics from")
+    mean = s1 / n
+    mean_f = mean.float()[:, None]
+    inv = (1.0 / (torch.sqrt(torch.clamp(s2 / n - mean ** 2, min=0)) + 1e-5)).float()[:, None]
+
+    def logmag(mag):
+        return ((torch.log1p(mag) - mean_f) * inv).transpose(-1, -2)
+
+    return logmag
+
+
 def _load_tracks(feats, folder, stems, sr):
     from mert.audio import read_audio
     from tasks.format import resolve
@@ -96,24 +126,7 @@ def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
         return torch.stft(torch.as_tensor(x, dtype=torch.float32), sc.n_fft, sc.hop, window=window,
                           return_complex=True)
 
-    # the log-magnitude input z-scored per frequency bin with train statistics: raw log1p magnitudes (0 in most
-    # bins, up to ~5 in a few low ones) left the LSTM at the error of a constant mask whatever the features (the
-    # L1 loss stalled at 0.157 vs 0.175 for the best constant mask, 300 steps; z-scored: 0.123 and falling)
-    s1 = torch.zeros(n_freq, dtype=torch.float64)
-    s2 = torch.zeros(n_freq, dtype=torch.float64)
-    n_frames = 0
-    for tr in data["train"]:
-        lm = torch.log1p(stft(tr["mix"]).abs()).double()
-        s1 += lm.sum(1)
-        s2 += (lm ** 2).sum(1)
-        n_frames += lm.shape[1]
-    lm_mean = (s1 / max(n_frames, 1)).float()
-    lm_inv = 1.0 / (torch.sqrt(torch.clamp(s2 / max(n_frames, 1) - (s1 / max(n_frames, 1)) ** 2, min=0)).float()
-                    + 1e-5)
-
-    def logmag(mag):
-        """[..., F, T] magnitudes -> [..., T, F] z-scored log1p magnitudes (the LSTM's spectral input)."""
-        return ((torch.log1p(mag) - lm_mean[:, None]) * lm_inv[:, None]).transpose(-1, -2)
+    logmag = log_magnitude_input([tr["mix"] for tr in data["train"]], stft, n_freq)
 
     def track_inputs(split, tr, a=0, b=None):
         b = len(tr["mix"]) if b is None else b

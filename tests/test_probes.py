@@ -89,3 +89,30 @@ def test_regression_head_standardises_targets():
     assert rows.mean(0).abs().max() < 1e-5 and torch.allclose(rows.std(0, unbiased=False), torch.ones(2), atol=1e-4)
     with pytest.raises(ValueError, match="must be 2 numbers"):
         head.item_targets([Item(id="bad", audio="a", target=[1.0])])
+
+
+def test_fused_relu_dropout_matches_relu_then_inverted_dropout():
+    from benchmark.probes import _relu_dropout
+
+    torch.manual_seed(0)
+    z = torch.randn(4, 512, 256, requires_grad=True)
+    h = _relu_dropout().apply(z, 0.2)
+    kept = h != 0
+    # kept units are z / (1 - p); every dropped or negative unit is 0
+    assert torch.allclose(h[kept], z.detach()[kept] / 0.8)
+    assert not bool(kept[z.detach() <= 0].any())
+    # each positive unit survives with probability 1 - p (n ~ 262k: 5 standard deviations is 0.004)
+    frac = float(kept[z.detach() > 0].float().mean())
+    assert abs(frac - 0.8) < 0.005
+    # the backward reuses the forward's mask: d(sum h * g)/dz = g * mask
+    g = torch.randn_like(h)
+    (h * g).sum().backward()
+    mask = kept.float() / 0.8
+    assert torch.allclose(z.grad, g * mask)
+    # same expectation as F.relu: E[h] = relu(z)
+    zs = torch.full((200_000,), 0.7)
+    assert abs(float(_relu_dropout().apply(zs, 0.2).mean()) - 0.7) < 0.01
+    # eval mode is a plain ReLU, no randomness
+    m = BatchedMLP([Member(0, 1e-3)], 1, 8, 16, 2, 0.2, {0: 0})
+    x = torch.randn(5, 1, 8)
+    assert torch.equal(m.forward(x, train=False), m.forward(x, train=False))

@@ -116,3 +116,33 @@ def test_separation_probe_beats_the_best_constant_mask(problem):
     probe = out["scores"]["main"]
     assert len([l for l in lines if " epoch " in l]) == 12  # one log line per epoch
     assert probe > constant + 3.0, (probe, constant, lines)
+
+
+def test_spectral_input_is_z_scored_per_frequency_bin_with_train_statistics():
+    import torch
+
+    from benchmark.separation import log_magnitude_input
+
+    rng = np.random.default_rng(1)
+    win = torch.hann_window(256)
+
+    def stft(x):
+        return torch.stft(torch.as_tensor(x, dtype=torch.float32), 256, 64, window=win, return_complex=True)
+
+    # loud low partials and quiet noise: raw log1p magnitudes differ by orders of magnitude across bins
+    t = np.arange(8000) / 8000
+    mixes = [(5 * np.sin(2 * np.pi * rng.uniform(50, 200) * t) + 0.01 * rng.standard_normal(8000))
+             for _ in range(5)]
+    logmag = log_magnitude_input(mixes, stft, 129)
+    mags = torch.cat([stft(m).abs() for m in mixes], 1)  # [F, T] over all train frames
+    x = logmag(mags)  # [T, F]
+    assert x.shape == (mags.shape[1], 129)
+    assert torch.allclose(x.mean(0), torch.zeros(129), atol=1e-3)
+    assert torch.allclose(x.std(0, unbiased=False), torch.ones(129), atol=1e-2)
+    raw = torch.log1p(mags).T
+    assert float(raw.mean(0).max() - raw.mean(0).min()) > 1.0  # what the LSTM got before
+    # other splits use the train statistics, batched [B, F, T] -> [B, T, F]
+    other = stft(mixes[0][:4000]).abs()
+    assert torch.allclose(logmag(other[None])[0], logmag(other))
+    with pytest.raises(ValueError, match="no train frames"):
+        log_magnitude_input([], stft, 129)
