@@ -218,6 +218,38 @@ def test_labels_command_kmeans_and_resume(tmp_path, teacher):
         make_labels(labels_args(audio, out, teacher, clusters=32))
 
 
+def test_two_codebook_kmeans_teacher_equals_its_single_teachers(tmp_path):
+    """kmeans-mfcc+logmel-chroma: column 0 is exactly kmeans-mfcc's labels, column 1 kmeans-logmel-chroma's
+    (same seed, same clusters); the manifest says two codebooks; a refit of another feature set is refused."""
+    from mert.teachers.command import make_labels
+    from mert.teachers.kmeans import MultiKMeansTeacher
+    from mert.teachers.storage import LabelStore
+
+    audio = make_audio_folder(tmp_path / "audio", 5, (1.0, 2.0))
+    make_labels(labels_args(audio, tmp_path / "both", "kmeans-mfcc+logmel-chroma"))
+    both = LabelStore(tmp_path / "both")
+    assert both.info.num_codebooks == 2 and both.info.codebook_size == 16
+    m = json.loads((tmp_path / "both" / "labels.json").read_text())
+    assert m["settings"]["feature"] == ["mfcc", "logmel-chroma"]
+    singles = []
+    for name in ("kmeans-mfcc", "kmeans-logmel-chroma"):
+        make_labels(labels_args(audio, tmp_path / name, name))
+        singles.append(LabelStore(tmp_path / name))
+    for p in both.files:
+        codes = both.labels(p)
+        assert codes.shape[1] == 2
+        np.testing.assert_array_equal(codes[:, :1], singles[0].labels(p))
+        np.testing.assert_array_equal(codes[:, 1:], singles[1].labels(p))
+    assert both.log_prior().shape == (2, 16) and both.prior_entropy() > singles[0].prior_entropy()
+    # the saved model reloads; a single-feature model file is not mistaken for it
+    t = MultiKMeansTeacher("kmeans-mfcc+logmel-chroma", n_clusters=16)
+    t.load(tmp_path / "both" / "kmeans.npz")
+    with pytest.raises(ValueError, match="fitted for mfcc with 16"):
+        t.load(tmp_path / "kmeans-mfcc" / "kmeans.npz")
+    with pytest.raises(ValueError, match="unknown multi-codebook"):
+        MultiKMeansTeacher("kmeans-mfcc")
+
+
 def test_labels_split_over_jobs(tmp_path):
     from mert.teachers.command import make_labels
     from mert.teachers.storage import LabelStore

@@ -3,6 +3,7 @@
 * ``encodec``: EnCodec 24 kHz RVQ codes at 6 kbps (8 codebooks x 1024 codes, 75 Hz), from clean audio.
 * ``kmeans-mfcc``: MiniBatchKMeans clusters of MFCC (+ deltas) frames (HuBERT's first iteration).
 * ``kmeans-logmel-chroma``: MiniBatchKMeans clusters of log-mel + chroma frames (MERT-v0).
+* ``kmeans-mfcc+logmel-chroma``: both of the above as two codebooks (timbre and pitch-class targets).
 * ``cqt`` (:mod:`mert.teachers.cqt`): the CQT regression target, computed on the fly on the training device.
 
 Offline labels are stored by :mod:`mert.teachers.storage` (int16 codes + offsets in ``.npy`` shards, a
@@ -19,7 +20,7 @@ HOP = 320
 RECEPTIVE_FIELD = 400
 FRAME_RATE = SAMPLE_RATE / HOP  # 75.0
 
-TEACHERS = ("encodec", "kmeans-mfcc", "kmeans-logmel-chroma")
+TEACHERS = ("encodec", "kmeans-mfcc", "kmeans-logmel-chroma", "kmeans-mfcc+logmel-chroma")
 
 
 def num_frames(num_samples: int) -> int:

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help=f"EnCodec checkpoint (default: $TORCH_HOME/hub/checkpoints/encodec_24khz-d7cc33bc.th)")
     p.add_argument("--device", default="cpu", help="device for EnCodec (cpu, cuda)")
-    p.add_argument("--clusters", type=int, default=None, help="k-means clusters (default 100 MFCC, 500 log-mel+chroma)")
+    p.add_argument("--clusters", type=int, default=None, help="k-means clusters per codebook (default 100 MFCC, 500 log-mel+chroma, 100 each for "
+                        "mfcc+logmel-chroma)")
     p.add_argument("--fit-files", type=int, default=1000, help="k-means: files sampled for fitting")
     p.add_argument("--fit-frames", type=int, default=250_000, help="k-means: frames sampled for fitting")
     p.add_argument("--seed", type=int, default=0)
@@ -60,10 +61,11 @@ def make_teacher(args, files: list[Path], out: Path, encodec_model=None):
         return EncodecTeacher(model=encodec_model, weights=args.weights, device=args.device)
     from mert.audio import read_audio
 
-    from .kmeans import KMeansTeacher
+    from .kmeans import MULTI, KMeansTeacher, MultiKMeansTeacher
 
-    t = KMeansTeacher(args.teacher, n_clusters=args.clusters, seed=args.seed, fit_files=args.fit_files,
-                      fit_frames=args.fit_frames)
+    cls = MultiKMeansTeacher if args.teacher in MULTI else KMeansTeacher
+    t = cls(args.teacher, n_clusters=args.clusters, seed=args.seed, fit_files=args.fit_files,
+            fit_frames=args.fit_frames)
     model_path = out / "kmeans.npz"
     if model_path.exists():
         t.load(model_path)

@@ -10,6 +10,10 @@ and a file of ``n`` samples has exactly ``mert.teachers.num_frames(n)`` label fr
 
 The model (cluster centres + the feature mean/std used to standardise) is saved as ``kmeans.npz`` in the
 labels folder; it is fitted on a random sample of frames and then applied to every frame.
+
+``kmeans-mfcc+logmel-chroma`` (:class:`MultiKMeansTeacher`) labels every frame twice, once per feature set,
+as two codebooks of the same size; the pretraining heads predict both (the CE is summed over codebooks, as
+for EnCodec's eight).
 """
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ log = logging.getLogger(__name__)
 
 FEATURES = {"kmeans-mfcc": "mfcc", "kmeans-logmel-chroma": "logmel-chroma"}
 DEFAULT_CLUSTERS = {"kmeans-mfcc": 100, "kmeans-logmel-chroma": 500}
+# Two codebooks, one per feature set (like EnCodec's codebooks: several targets per frame, one head each):
+# timbre from the MFCC clusters, pitch class from the log-mel + chroma clusters.
+MULTI = {"kmeans-mfcc+logmel-chroma": ("kmeans-mfcc", "kmeans-logmel-chroma")}
+DEFAULT_CLUSTERS["kmeans-mfcc+logmel-chroma"] = 100
 CHROMA_FFT = 2048
 
 
@@ -87,6 +95,19 @@ def logmel_chroma_features(wav: np.ndarray) -> np.ndarray:
     return torch.cat([logmel, chroma], 1).numpy().astype(np.float32)
 
 
+def _atomic_savez(path: Path, arrays: dict) -> None:
+    import os
+    import tempfile
+
+    from .storage import _umask_mode
+
+    fd, tmp = tempfile.mkstemp(prefix=".kmeans.", suffix=".tmp.npz", dir=Path(path).parent)
+    os.close(fd)
+    np.savez(tmp, **arrays)
+    os.chmod(tmp, _umask_mode())
+    os.replace(tmp, path)
+
+
 FEATURE_FUNCS = {"mfcc": mfcc_features, "logmel-chroma": logmel_chroma_features}
 
 
@@ -144,17 +165,8 @@ class KMeansTeacher:
                  len(x), len(chosen))
 
     def save(self, path: Path) -> None:
-        import os
-        import tempfile
-
-        from .storage import _umask_mode
-
-        fd, tmp = tempfile.mkstemp(prefix=".kmeans.", suffix=".tmp.npz", dir=Path(path).parent)
-        os.close(fd)
-        np.savez(tmp, centers=self.centers, mean=self.mean, std=self.std,
-                 feature=np.array(self.feature), n_clusters=np.array(self.codebook_size))
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        _atomic_savez(path, {"centers": self.centers, "mean": self.mean, "std": self.std,
+                             "feature": np.array(self.feature), "n_clusters": np.array(self.codebook_size)})
 
     def load(self, path: Path) -> None:
         z = np.load(path)
@@ -176,3 +188,50 @@ class KMeansTeacher:
         ids = [torch.cdist(x[i:i + 8192], c).argmin(1) for i in range(0, len(x), 8192)]
         out = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long)
         return out.numpy().astype(np.int64)[:, None]
+
+
+class MultiKMeansTeacher:
+    """One k-means codebook per feature set (``MULTI``): labels ``[F, K]``, all codebooks of one size."""
+
+    def __init__(self, name: str, n_clusters: int | None = None, seed: int = 0,
+                 fit_files: int = 1000, fit_frames: int = 250_000):
+        if name not in MULTI:
+            raise ValueError(f"unknown multi-codebook k-means teacher {name!r}; choose one of {sorted(MULTI)}")
+        self.name = name
+        self.codebook_size = int(n_clusters or DEFAULT_CLUSTERS[name])
+        self.members = [KMeansTeacher(m, self.codebook_size, seed=seed, fit_files=fit_files,
+                                      fit_frames=fit_frames) for m in MULTI[name]]
+        self.num_codebooks = len(self.members)
+        self.seed = seed
+
+    def settings(self) -> dict:
+        return {"feature": [m.feature for m in self.members], "n_clusters": self.codebook_size,
+                "seed": self.seed}
+
+    def fit(self, files: list[Path], read) -> None:
+        # each member reads its own sample; the audio is decoded once per member (fitting is minutes at most)
+        for m in self.members:
+            m.fit(files, read)
+
+    def save(self, path: Path) -> None:
+        """One ``kmeans.npz`` with each codebook's centres and standardisation under ``<key>.<feature>``."""
+        arrays = {"feature": np.array("+".join(m.feature for m in self.members)),
+                  "n_clusters": np.array(self.codebook_size)}
+        for m in self.members:
+            arrays.update({f"centers.{m.feature}": m.centers, f"mean.{m.feature}": m.mean,
+                           f"std.{m.feature}": m.std})
+        _atomic_savez(path, arrays)
+
+    def load(self, path: Path) -> None:
+        z = np.load(path)
+        want = "+".join(m.feature for m in self.members)
+        if str(z["feature"]) != want or int(z["n_clusters"]) != self.codebook_size:
+            raise ValueError(f"{path}: k-means model was fitted for {z['feature']} with {int(z['n_clusters'])} "
+                             f"clusters, not {want} with {self.codebook_size}; use another --out folder")
+        for m in self.members:
+            m.centers, m.mean, m.std = (z[f"{k}.{m.feature}"] for k in ("centers", "mean", "std"))
+
+    def label(self, wav: np.ndarray) -> np.ndarray:
+        """[num_frames(n), K] cluster ids, one column per feature set."""
+        cols = [m.label(wav) for m in self.members]
+        return np.concatenate(cols, 1)
