@@ -193,6 +193,16 @@ def test_mert_mini_ships_in_the_package():
     prov = json.loads((folder / "pretraining.json").read_text())
     assert prov["labels"]["teacher"] == "kmeans-logmel-chroma" and prov["update"] == 1000
     assert prov["pretrain_config"]["heads"]["cqt"] is True and prov["pretrain_config"]["noise"]["prob"] > 0
+    # the committed `mini` config is the one the shipped weights were trained with (scripts/pretrain_mert_mini.sh)
+    from omegaconf import OmegaConf
+
+    from mert.pretrain_config import load_config
+
+    mini = json.loads(json.dumps(OmegaConf.to_container(load_config("mini", ["data.labels=unused"]))))
+    for section in ("model", "heads", "mask", "noise", "optim"):
+        assert prov["pretrain_config"][section] == mini[section], section
+    assert prov["pretrain_config"]["data"]["crop_seconds"] == mini["data"]["crop_seconds"]
+    assert prov["pretrain_config"]["train"]["stop_after"] == mini["train"]["stop_after"] == prov["update"]
     # trained, not the random init of the same preset
     from mert import build_model
 
