@@ -295,8 +295,12 @@ class Trainer:
             }
             path = self.ckpt_dir / f"checkpoint-{self.step:08d}.pt"
             atomic_torch_save(state, path)
+            # the newest keep_checkpoints stay, and so does every multiple of keep_every
+            every = self.cfg.train.keep_every
             old = sorted(p for p in self.ckpt_dir.iterdir() if CKPT_RE.match(p.name))
             for p in old[: max(0, len(old) - self.cfg.train.keep_checkpoints)]:
+                if every and int(CKPT_RE.match(p.name).group(1)) % every == 0:
+                    continue
                 p.unlink()
             log.info("saved %s", path)
         if self.distributed:

@@ -86,6 +86,7 @@ class TrainSection:
     precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp32) | fp32 | bf16 | fp16 (GradScaler)
     save_every: int = 1000
     keep_checkpoints: int = 2
+    keep_every: Optional[int] = None  # also keep every checkpoint whose update is a multiple of this (never pruned)
     log_every: int = 10
     max_consecutive_nonfinite: int = 20  # stop the run after this many non-finite losses in a row
     stop_after: Optional[int] = None  # stop this invocation after this update (the schedule still uses max_updates)

@@ -57,7 +57,7 @@ def train(labels, out, *overrides):
     return Trainer(cfg).run()
 
 
-@pytest.mark.parametrize("teacher", ["kmeans-mfcc", "kmeans-logmel-chroma", "encodec"])
+@pytest.mark.parametrize("teacher", ["kmeans-mfcc", "kmeans-logmel-chroma", "kmeans-mfcc+logmel-chroma", "encodec"])
 def test_debug_config_learns_with_each_teacher(audio, tmp_path, teacher):
     src = subset(audio, tmp_path / "subset", 6) if teacher == "encodec" else audio
     labels = make_labels(src, tmp_path / "labels", teacher)
@@ -69,7 +69,7 @@ def test_debug_config_learns_with_each_teacher(audio, tmp_path, teacher):
     first, last = loss[:5].mean(), loss[-5:].mean()
     print(f"{teacher}: loss {first:.3f} -> {last:.3f}, ce {ce[:5].mean():.3f} -> {ce[-5:].mean():.3f}")
     assert last < first - 0.25 and ce[-5:].mean() < ce[:5].mean() - 0.1
-    k = 8 if teacher == "encodec" else 1
+    k = {"encodec": 8, "kmeans-mfcc+logmel-chroma": 2}.get(teacher, 1)
     assert all(f"ce_{i}" in h[0] and f"acc_{i}" in h[0] for i in range(k))
     for r in h:  # logged quantities are sane
         assert 0 <= r["acc"] <= 1 and r["cqt"] > 0 and r["feat_pen"] > 0 and math.isfinite(r["grad_norm"])
@@ -259,3 +259,19 @@ def test_paper_configs_one_training_step_on_cpu(name):
     # untrained: the cross-entropy sum over 8 codebooks is near 8 ln(1024)
     assert math.isfinite(loss.item()) and loss.item() > 8 * math.log(1024) * 0.5
     assert all(p.grad is not None for n, p in model.named_parameters() if not n.endswith("masked_spec_embed"))
+
+
+def test_keep_every_spares_checkpoints_from_pruning(audio, tmp_path):
+    """train.keep_checkpoints prunes to the newest N; train.keep_every also keeps every multiple of it (for a
+    score-vs-updates curve after the run), and resuming still starts from the newest."""
+    labels = make_labels(audio, tmp_path / "labels", "kmeans-mfcc")
+
+    def kept(run):
+        return sorted(int(p.name[11:19]) for p in (run / "checkpoints").glob("checkpoint-*.pt"))
+
+    train(labels, tmp_path / "plain", "optim.max_updates=6", "train.save_every=1")
+    assert kept(tmp_path / "plain") == [5, 6]
+    train(labels, tmp_path / "every", "optim.max_updates=6", "train.save_every=1", "train.keep_every=3")
+    assert kept(tmp_path / "every") == [3, 5, 6]  # the newest 2, and the multiples of 3
+    res = train(labels, tmp_path / "every", "optim.max_updates=7", "train.save_every=1", "train.keep_every=3")
+    assert [r["step"] for r in res["history"]] == [7] and kept(tmp_path / "every") == [3, 6, 7]
