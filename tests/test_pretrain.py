@@ -264,10 +264,12 @@ def test_paper_configs_one_training_step_on_cpu(name):
 def test_keep_every_spares_checkpoints_from_pruning(audio, tmp_path):
     """train.keep_checkpoints prunes to the newest N; train.keep_every also keeps every multiple of it (for a
     score-vs-updates curve after the run), and resuming still starts from the newest."""
+    from mert.pretrain import CKPT_RE
+
     labels = make_labels(audio, tmp_path / "labels", "kmeans-mfcc")
 
     def kept(run):
-        return sorted(int(p.name[11:19]) for p in (run / "checkpoints").glob("checkpoint-*.pt"))
+        return sorted(int(m.group(1)) for p in (run / "checkpoints").iterdir() if (m := CKPT_RE.match(p.name)))
 
     train(labels, tmp_path / "plain", "optim.max_updates=6", "train.save_every=1")
     assert kept(tmp_path / "plain") == [5, 6]

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help=f"EnCodec checkpoint (default: $TORCH_HOME/hub/checkpoints/encodec_24khz-d7cc33bc.th)")
     p.add_argument("--device", default="cpu", help="device for EnCodec (cpu, cuda)")
-    p.add_argument("--clusters", type=int, default=None, help="k-means clusters per codebook (default 100 MFCC, 500 log-mel+chroma, 100 each for "
+    p.add_argument("--clusters", type=int, default=None,
+                   help="k-means clusters per codebook (default 100 MFCC, 500 log-mel+chroma, 100 each for "
                         "mfcc+logmel-chroma)")
     p.add_argument("--fit-files", type=int, default=1000, help="k-means: files sampled for fitting")
     p.add_argument("--fit-frames", type=int, default=250_000, help="k-means: frames sampled for fitting")

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from . import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, num_frames
+from .storage import atomic_savez
 
 log = logging.getLogger(__name__)
 
 FEATURES = {"kmeans-mfcc": "mfcc", "kmeans-logmel-chroma": "logmel-chroma"}
-DEFAULT_CLUSTERS = {"kmeans-mfcc": 100, "kmeans-logmel-chroma": 500}
+DEFAULT_CLUSTERS = {"kmeans-mfcc": 100, "kmeans-logmel-chroma": 500, "kmeans-mfcc+logmel-chroma": 100}
 # Two codebooks, one per feature set (like EnCodec's codebooks: several targets per frame, one head each):
 # timbre from the MFCC clusters, pitch class from the log-mel + chroma clusters.
 MULTI = {"kmeans-mfcc+logmel-chroma": ("kmeans-mfcc", "kmeans-logmel-chroma")}
-DEFAULT_CLUSTERS["kmeans-mfcc+logmel-chroma"] = 100
 CHROMA_FFT = 2048
 
 
@@ -95,19 +95,6 @@ def logmel_chroma_features(wav: np.ndarray) -> np.ndarray:
     return torch.cat([logmel, chroma], 1).numpy().astype(np.float32)
 
 
-def _atomic_savez(path: Path, arrays: dict) -> None:
-    import os
-    import tempfile
-
-    from .storage import _umask_mode
-
-    fd, tmp = tempfile.mkstemp(prefix=".kmeans.", suffix=".tmp.npz", dir=Path(path).parent)
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.chmod(tmp, _umask_mode())
-    os.replace(tmp, path)
-
-
 FEATURE_FUNCS = {"mfcc": mfcc_features, "logmel-chroma": logmel_chroma_features}
 
 
@@ -165,7 +152,7 @@ class KMeansTeacher:
                  len(x), len(chosen))
 
     def save(self, path: Path) -> None:
-        _atomic_savez(path, {"centers": self.centers, "mean": self.mean, "std": self.std,
+        atomic_savez(path, {"centers": self.centers, "mean": self.mean, "std": self.std,
                              "feature": np.array(self.feature), "n_clusters": np.array(self.codebook_size)})
 
     def load(self, path: Path) -> None:
@@ -220,7 +207,7 @@ class MultiKMeansTeacher:
         for m in self.members:
             arrays.update({f"centers.{m.feature}": m.centers, f"mean.{m.feature}": m.mean,
                            f"std.{m.feature}": m.std})
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
 
     def load(self, path: Path) -> None:
         z = np.load(path)

@@ -32,12 +32,15 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+def _atomic_write(path: Path, mode: str, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, fsync, then rename over ``path``: a reader sees the
+    old file or the whole new one, never a half-written one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())  # mkstemp creates 0600
@@ -48,20 +51,16 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
         raise
 
 
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, "wb", lambda f: np.save(f, array))
+
+
+def atomic_savez(path: Path, arrays: dict) -> None:
+    _atomic_write(path, "wb", lambda f: np.savez(f, **arrays))
+
+
 def atomic_write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_write(path, "w", lambda f: json.dump(obj, f, indent=1))
 
 
 def shard_name(index: int) -> str:
