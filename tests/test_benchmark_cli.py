@@ -53,7 +53,16 @@ def test_data_source_layer_sizes_the_separation_probe():
     cfg = resolve_config(spec, {"separation": {"hidden": 64}}, overrides=["separation.num_layers=3"],
                          data="embedded").separation
     assert (cfg.hidden, cfg.num_layers) == (64, 3)
-    assert resolve_config(get_task("key"), data="embedded").probe == resolve_config(get_task("key")).probe
+    # and per task type: 3 probe seeds for the embedded clip tasks (small test sets), one for beat and for real
+    # data; the command line still wins
+    for name in ("key", "genre", "emotion", "tagging", "mtg-top50"):
+        assert resolve_config(get_task(name), data="embedded").probe.seeds == 3, name
+        assert resolve_config(get_task(name), data="real").probe.seeds == 1, name
+        assert resolve_config(get_task(name), data="embedded", overrides=["probe.seeds=1"]).probe.seeds == 1
+    for name in ("beat", "separation"):
+        assert resolve_config(get_task(name), data="embedded").probe.seeds == 1, name
+    emb_key = resolve_config(get_task("key"), data="embedded").probe
+    assert {**emb_key, "seeds": 1} == {**resolve_config(get_task("key")).probe}  # nothing else changes
 
 
 def test_model_names_did_you_mean_and_user_factory(tmp_path, monkeypatch):
