@@ -42,6 +42,19 @@ def test_leaderboard_rows_columns_and_average(tmp_path):
     assert "mfcc" in layer_csv and "True" in layer_csv
 
 
+def test_leaderboard_markdown_shows_the_seed_spread(tmp_path):
+    three = record(task="genre", ttype="multiclass", main=0.625)
+    three["seeds"] = [0, 1, 2]
+    three["scores"]["main_std"] = 0.0125
+    _write(tmp_path, three)
+    _write(tmp_path, record(task="key", main=0.5))  # one seed: no spread shown
+    write_leaderboards(tmp_path, plots=False)
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "| 50.0 | 62.5 ± 1.2 (3) | 56.2 | 2 |" in md
+    row = next(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert float(row["genre@v1"]) == pytest.approx(62.5)  # the csv keeps plain numbers
+
+
 def test_write_result_rejects_incomplete_record(tmp_path):
     r = record()
     del r["scores"]
