@@ -44,7 +44,8 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no log lines")
     if probe:
         p.add_argument("--layers", default=None, help="'all' (default) or a comma list of layer indices")
-        p.add_argument("--seeds", type=int, default=None, help="number of probe seeds (default 1; 3 for clip-level tasks on the embedded corpus)")
+        p.add_argument("--seeds", type=int, default=None,
+                       help="number of probe seeds (default 1; 3 for clip-level tasks on the embedded corpus)")
         p.add_argument("--grid", choices=("full", "fast"), default="full", help="probe grid (default full)")
         p.add_argument("--results-dir", default="results", help="where runs/ and leaderboards go (default results)")
         p.add_argument("--overwrite", choices=("never", "only-missing", "always"), default="only-missing",
