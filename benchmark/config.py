@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.base import TASK_TYPES
+
 FULL_LRS = [5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2]
 
 
@@ -127,9 +129,9 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
 # reductions change the early-stopping epoch). So every clip-level embedded task trains 3 seeds per (layer, lr),
 # selects on the mean validation score and reports the mean +- std. Beat (a frame-level probe, the slowest of
 # the suite) and separation keep one seed. ``--seeds N`` still overrides.
-CLIP_TYPES = ("multiclass", "multilabel", "regression", "key")
+ONE_SEED_TYPES = ("beat", "separation")
 DATA_TYPE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "embedded": {t: {"probe": {"seeds": 3}} for t in CLIP_TYPES},
+    "embedded": {t: {"probe": {"seeds": 3}} for t in TASK_TYPES if t not in ONE_SEED_TYPES},
 }
 
 PRECISIONS = ("auto", "fp32", "bf16")
