@@ -32,34 +32,27 @@ sys.path.insert(0, str(ROOT))
 
 
 def _frames(rep, items, root, seconds):
-    """Per item: (list of per-layer frame arrays [T', D], log-CQT input [T', 84], 4-12 kHz log-mel [T', 64])."""
-    import soundfile as sf
+    """Per item: (frames of every layer [T', L, D], log-CQT input [T', 84], 4-12 kHz log-mel [T', 64])."""
     import torch
     import torchaudio
 
-    from mert.audio import standardise
+    from mert.audio import read_audio, standardise
     from tasks.format import resolve
 
     mel = torchaudio.transforms.MelSpectrogram(rep.sample_rate, n_fft=1024, hop_length=rep.sample_rate // 75,
                                                n_mels=64, f_min=4000.0, f_max=12000.0)
     out = []
     for it in items:
-        path = resolve(root, it.audio)
-        info = sf.info(str(path))
-        start = int((it.start or 0.0) * info.samplerate)
-        stop = int(it.end * info.samplerate) if it.end is not None else info.frames
-        stop = min(stop, start + int(seconds * info.samplerate))
-        y, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-        if sr != rep.sample_rate:
-            raise ValueError(f"{path}: {sr} Hz, the model wants {rep.sample_rate}")
-        x = torch.from_numpy(y.mean(1))[None]
+        start = it.start or 0.0
+        end = start + seconds if it.end is None else min(it.end, start + seconds)
+        x = torch.from_numpy(read_audio(resolve(root, it.audio), rep.sample_rate, start, end))[None]
         x = standardise(x, torch.tensor([x.shape[1]]))
         hs, _ = rep(x, [x.shape[1]])
         t = hs[0].shape[1]
         with torch.inference_mode():
             cqt = rep.model.cqt_input(x)[0, :t].numpy()
             m = torch.log(mel(x[0]) + 1e-6).T[:t].numpy()
-        out.append(([h[0].numpy() for h in hs], cqt, m))
+        out.append((torch.stack([h[0] for h in hs], 1).numpy(), cqt, m))
     return out
 
 
@@ -69,9 +62,9 @@ def _input_kept(frames):
 
     tr, te = frames[0::2], frames[1::2]
     rows = []
-    for layer in range(len(frames[0][0])):
-        x_tr = np.concatenate([f[0][layer] for f in tr])
-        x_te = np.concatenate([f[0][layer] for f in te])
+    for layer in range(frames[0][0].shape[1]):
+        x_tr = np.concatenate([f[0][:, layer] for f in tr])
+        x_te = np.concatenate([f[0][:, layer] for f in te])
         mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
         row = {"layer": layer}
         for name, k in (("cqt_input_r2", 1), ("logmel_4_12k_r2", 2)):
@@ -79,7 +72,7 @@ def _input_kept(frames):
             y_te = np.concatenate([f[k] for f in te])
             reg = RidgeCV(alphas=[0.1, 1.0, 10.0, 100.0, 1000.0]).fit((x_tr - mu) / sd, y_tr)
             row[name] = float(r2_score(y_te, reg.predict((x_te - mu) / sd)))
-        z = (np.concatenate([f[0][layer] for f in frames]) - mu) / sd
+        z = (np.concatenate([f[0][:, layer] for f in frames]) - mu) / sd
         ev = np.clip(np.linalg.eigvalsh(np.cov(z.T)), 0, None)
         row["participation_ratio"] = float(ev.sum() ** 2 / (ev ** 2).sum())
         rows.append(row)
@@ -87,24 +80,25 @@ def _input_kept(frames):
 
 
 def _linear_probe(feats, labels):
-    """feats: split -> list of per-item per-layer frames; returns per layer {pool: (valid, test) accuracy}."""
+    """feats: split -> list of per-item frames [T', L, D]; returns per layer {pool: valid and test accuracy}."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    from benchmark.features import _pool  # the benchmark's own clip pooling
+
+    pooled = {pool: {s: np.stack([_pool(f, pool) for f in feats[s]]) for s in feats} for pool in ("mean", "mean_std")}
     rows = []
-    for layer in range(len(feats["train"][0])):
+    for layer in range(feats["train"][0].shape[1]):
         row = {"layer": layer}
-        for pool in ("mean", "mean_std"):
-            def x(split):
-                return np.stack([np.concatenate([f[layer].mean(0)] + ([f[layer].std(0)] if pool == "mean_std" else []))
-                                 for f in feats[split]])
-            sc = StandardScaler().fit(x("train"))
+        for pool, by_split in pooled.items():
+            sc = StandardScaler().fit(by_split["train"][:, layer])
+            x = {s: sc.transform(by_split[s][:, layer]) for s in by_split}
             best = None
             for c in (0.01, 0.1, 1.0, 10.0):
-                clf = LogisticRegression(C=c, max_iter=3000).fit(sc.transform(x("train")), labels["train"])
-                v = clf.score(sc.transform(x("valid")), labels["valid"])
+                clf = LogisticRegression(C=c, max_iter=3000).fit(x["train"], labels["train"])
+                v = clf.score(x["valid"], labels["valid"])
                 if best is None or v > best[0]:
-                    best = (v, clf.score(sc.transform(x("test")), labels["test"]), c)
+                    best = (v, clf.score(x["test"], labels["test"]), c)
             row[pool] = {"valid": float(best[0]), "test": float(best[1]), "C": best[2]}
         rows.append(row)
     return rows
