@@ -24,7 +24,7 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     p.add_argument("--task", action="append", default=[], metavar="NAME",
                    help="task name (repeatable, comma lists allowed) or 'all'")
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"representation: a name from list-models, random:PRESET, hear:MODULE[:WEIGHTS], "
+                   help=f"representation: a name from list-models, random:PRESET[:SEED], hear:MODULE[:WEIGHTS], "
                         f"hf:REPO_OR_PATH[@REVISION], pkg.module:factory, a MERT hub id, folder or checkpoint "
                         f"(default {DEFAULT_MODEL})")
     p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",

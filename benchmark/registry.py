@@ -3,8 +3,9 @@
 Accepted model names:
 
 - a registered name (``list-models``): the handcrafted baselines, the MERT shortcuts, ``mert-mini``;
-- ``random:PRESET``: a randomly initialised MERT encoder of a preset (``random:debug``, ``random:mert-v1-95m``)
-  with a fixed seed, the baseline every SSL paper needs;
+- ``random:PRESET[:SEED]``: a randomly initialised MERT encoder of a preset (``random:debug``,
+  ``random:mert-v1-95m``), the baseline every SSL paper needs. The init seed is 0 unless ``:SEED`` names
+  another (``random:mert-mini:1``): one random network is one draw, and its scores move with the draw;
 - ``pkg.module:factory``: a user's model; ``factory()`` returns an object meeting the representation contract
   (benchmark.representations);
 - ``hear:MODULE[:MODEL_FILE]``: a module following the HEAR 2021 API, one layer (benchmark.external);
@@ -96,8 +97,9 @@ def _random_entries() -> list[ModelEntry]:
     for p in list_presets():
         c = get_preset(p)
         out.append(ModelEntry(f"random:{p}", "mert", f"build_model({p!r})",
-                              "randomly initialised MERT of this preset (seed 0)", int(c.sample_rate),
-                              float(c.frame_rate), int(c.num_hidden_layers) + 1, int(c.hidden_size)))
+                              "randomly initialised MERT of this preset (init seed 0; random:PRESET:SEED for another)",
+                              int(c.sample_rate), float(c.frame_rate), int(c.num_hidden_layers) + 1,
+                              int(c.hidden_size)))
     return out
 
 
@@ -129,12 +131,12 @@ def load_representation(name: str):
             return R.HANDCRAFTED[entry.source]()
         return _load_mert(entry.source, name)
     if name.startswith("random:"):
-        preset = name.split(":", 1)[1]
+        preset, seed = _parse_random(name)
         import torch
 
         from mert import build_model
 
-        torch.manual_seed(RANDOM_SEED)
+        torch.manual_seed(seed)
         try:
             model = build_model(preset)
         except (KeyError, ValueError) as e:
@@ -174,6 +176,17 @@ def load_representation(name: str):
     raise ModelError(unknown_name_message("model", name, list(MODELS)) +
                      " (or random:PRESET, hear:MODULE, hf:REPO_OR_PATH, pkg.module:factory, a hub id, a folder or "
                      "a checkpoint)")
+
+
+def _parse_random(name: str) -> tuple[str, int]:
+    """``random:PRESET[:SEED]`` -> (preset, init seed)."""
+    preset, _, seed = name.split(":", 1)[1].partition(":")
+    if not seed:
+        return preset, RANDOM_SEED
+    if not seed.isdigit():
+        raise ModelError(f"--model {name}: the init seed after the preset must be a non-negative integer, got "
+                         f"{seed!r} (random:PRESET or random:PRESET:SEED, e.g. random:mert-mini:1)")
+    return preset, int(seed)
 
 
 def _load_mert(source: str, name: str):

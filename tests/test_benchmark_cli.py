@@ -79,6 +79,13 @@ def test_model_names_did_you_mean_and_user_factory(tmp_path, monkeypatch):
         load_representation("mymodels:broken")
     rep = load_representation("random:debug")
     assert rep.num_layers == 3 and rep.identity() == load_representation("random:debug").identity()
+    # the init seed: 0 unless random:PRESET:SEED names another; each seed is its own network
+    assert load_representation("random:debug:0").identity() == rep.identity()
+    other = load_representation("random:debug:1")
+    assert other.name == "random:debug:1" and other.identity() != rep.identity()
+    assert other.identity() == load_representation("random:debug:1").identity()
+    with pytest.raises(ModelError, match="init seed .* non-negative integer, got 'x'"):
+        load_representation("random:debug:x")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
