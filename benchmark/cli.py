@@ -25,8 +25,8 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
                    help="task name (repeatable, comma lists allowed) or 'all'")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"representation: a name from list-models, random:PRESET[:SEED], hear:MODULE[:WEIGHTS], "
-                        f"hf:REPO_OR_PATH[@REVISION], pkg.module:factory, a MERT hub id, folder or checkpoint "
-                        f"(default {DEFAULT_MODEL})")
+                        f"hf:REPO_OR_PATH[@REVISION], pkg.module:factory, a MERT hub id, folder or checkpoint; "
+                        f"+mean_std or +mean after any of them replaces its clip pooling (default {DEFAULT_MODEL})")
     p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
                    help="data source (default embedded)")
     p.add_argument("--size", choices=("standard", "tiny"), default="standard", help="embedded corpus size")

@@ -459,5 +459,5 @@ def check_skipped(feats: SplitFeatures, spec, fcfg) -> None:
 
 
 def _slug(name: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    keep = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
     return keep[:60] or "model"

@@ -11,7 +11,11 @@ Accepted model names:
 - ``hear:MODULE[:MODEL_FILE]``: a module following the HEAR 2021 API, one layer (benchmark.external);
 - ``hf:REPO_OR_PATH[@REVISION]``: a transformers audio encoder (wav2vec2, HuBERT, WavLM, data2vec-audio), all
   hidden states (benchmark.external);
-- anything ``mert.load_model`` accepts: a hub id (``m-a-p/MERT-v1-95M``), a folder or a checkpoint file.
+- anything ``mert.load_model`` accepts: a hub id (``m-a-p/MERT-v1-95M``), a folder or a checkpoint file;
+- any of these with ``+POOLING`` appended (``mert-mini+mean_std``, ``mfcc+mean``): the same network with its
+  clip-level pooling replaced. A representation pools as it declares: MERT and other learned encoders take the
+  mean over frames (MARBLE's protocol), the handcrafted baselines the mean and standard deviation. The suffix
+  is part of the name, so the results, the feature cache and the leaderboard row are its own.
 
 Tasks are looked up through ``tasks.get_task`` (whose errors also suggest close names).
 """
@@ -26,6 +30,8 @@ from tasks.base import unknown_name_message
 DEFAULT_MODEL = "mert-mini"  # the small MERT pretrained by this project, shipped in mert/weights/mert-mini
 
 RANDOM_SEED = 0
+
+POOLINGS = ("mean", "mean_std")  # benchmark.features._pool
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,8 @@ def list_models() -> list[ModelEntry]:
                    "wav2vec2 / HuBERT / WavLM / data2vec-audio via transformers, every hidden state (@REVISION)",
                    "model's own", "from conv strides", "model's own", "model's own"),
         ModelEntry("pkg.module:factory", "user", "factory()", "your own model meeting the representation contract"),
+        ModelEntry("NAME+POOLING", "any", "NAME", "NAME pooled over each clip's frames by POOLING: "
+                   f"{' or '.join(POOLINGS)} (its own results and leaderboard row)"),
     ]
 
 
@@ -123,6 +131,34 @@ def _looks_like_factory(name: str) -> bool:
 
 def load_representation(name: str):
     """Build the representation named ``name`` (see module doc)."""
+    base, plus, pooling = name.rpartition("+")
+    if plus and base and not os.path.exists(name) and pooling in POOLINGS:
+        return _with_pooling(load_representation(base), name, pooling)
+    if plus and base and not os.path.exists(name) and name not in MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(pooling.lower(), POOLINGS, n=1, cutoff=0.6)
+        if close:
+            raise ModelError(f"--model {name}: unknown pooling {pooling!r} after '+'; did you mean "
+                             f"'{base}+{close[0]}'? (poolings: {', '.join(POOLINGS)})")
+    return _load_base(name)
+
+
+def _with_pooling(rep, name: str, pooling: str):
+    """``rep`` renamed to ``name`` and pooled with ``pooling`` over each clip's frames. Its identity (the
+    revision in results) stays the network's: the pooling is recorded beside it, in the name and the recipe."""
+    identity = rep.identity()
+    try:
+        rep.name = name
+        rep.pooling = pooling
+        rep.identity = lambda: identity
+    except AttributeError as e:
+        raise ModelError(f"--model {name}: cannot set the pooling of this representation ({e}); give its "
+                         f"factory a writable 'name' and 'pooling'") from None
+    return rep
+
+
+def _load_base(name: str):
     from benchmark import representations as R
 
     if name in MODELS:
@@ -175,7 +211,7 @@ def load_representation(name: str):
         return _load_mert(name, name)
     raise ModelError(unknown_name_message("model", name, list(MODELS)) +
                      " (or random:PRESET, hear:MODULE, hf:REPO_OR_PATH, pkg.module:factory, a hub id, a folder or "
-                     "a checkpoint)")
+                     "a checkpoint; NAME+mean_std or NAME+mean for another pooling)")
 
 
 def _parse_random(name: str) -> tuple[str, int]:

@@ -88,6 +88,28 @@ def test_model_names_did_you_mean_and_user_factory(tmp_path, monkeypatch):
         load_representation("random:debug:x")
 
 
+def test_pooling_suffix_gets_its_own_result_and_row(tmp_path, capsys):
+    import csv
+    import json
+
+    from benchmark.synthetic import make_prepared
+
+    data = make_prepared(get_task("genre"), tmp_path / "genre", n={"train": 10, "valid": 4, "test": 4}, seconds=1.0)
+    base = ["--task", "genre", "--data", "prepared", "--data-dir", str(data), "--results-dir", str(tmp_path / "r"),
+            "--cache-dir", str(tmp_path / "c"), "--grid", "fast", "--no-progress", "--quiet", "probe.max_epochs=2"]
+    for model in ("mfcc", "mfcc+mean"):
+        assert main(["run", "--model", model, *base]) == 0
+    runs = {p.parent.name.split("@")[0]: json.loads(p.read_text()) for p in (tmp_path / "r").glob("runs/*/*/*.json")}
+    assert sorted(runs) == ["mfcc", "mfcc+mean"]
+    assert runs["mfcc"]["representation"]["pooling"] == "mean_std"
+    assert runs["mfcc+mean"]["representation"]["pooling"] == "mean"
+    assert runs["mfcc+mean"]["representation"]["identity"] == runs["mfcc"]["representation"]["identity"]
+    rows = list(csv.DictReader((tmp_path / "r" / "leaderboard.csv").open()))
+    assert sorted(r["representation"] for r in rows) == ["mfcc", "mfcc+mean"]
+    assert main(["run", "--model", "mfcc+meanstd", *base]) == 2
+    assert "did you mean 'mfcc+mean_std'" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "--task", "kye", "--data", "prepared", "--data-dir", str(tmp_path)]) == 2
     assert "did you mean 'key'" in capsys.readouterr().err

@@ -120,3 +120,23 @@ def test_window_segments_policy():
     clip = get_task("genre")
     assert _segments(65 * sr, sr, clip, fcfg) == [(0, 3000), (3000, 6000), (6000, 6500)]
     assert _segments(int(60.5 * sr), sr, clip, fcfg) == [(0, 3000), (3000, 6050)]  # < 1 s tail merged
+
+
+def test_pooling_suffix_is_its_own_representation(genre_dir, tmp_path):
+    """NAME+POOLING: same network, other clip pooling, its own name (so its own cache entry and result row)."""
+    from benchmark.registry import load_representation
+
+    def feats(name):
+        return extract_split(load_representation(name), get_task("genre"), genre_dir, "valid", _fcfg(), tmp_path,
+                             progress=False, log=lambda m: None).x.astype(np.float32)
+
+    mfcc, mfcc_mean = feats("mfcc"), feats("mfcc+mean")  # the baseline's own pooling is mean + std
+    assert mfcc.shape == (4, 1, 120) and mfcc_mean.shape == (4, 1, 60)
+    np.testing.assert_array_equal(mfcc_mean, mfcc[..., :60])
+    rand, rand_ms = feats("random:debug"), feats("random:debug+mean_std")  # MERT's own pooling is the mean
+    assert rand_ms.shape == (*rand.shape[:2], 2 * rand.shape[2])
+    np.testing.assert_array_equal(rand_ms[..., :rand.shape[2]], rand)
+    assert rand_ms[..., rand.shape[2]:].min() >= 0 and rand_ms[..., rand.shape[2]:].max() > 0  # the std half
+    recipes = [json.loads(p.read_text()) for p in tmp_path.glob("genre/*/recipe.json")]
+    assert sorted((r["representation"], r["pooling"]) for r in recipes) == [
+        ("mfcc", "mean_std"), ("mfcc+mean", "mean"), ("random:debug", "mean"), ("random:debug+mean_std", "mean_std")]
