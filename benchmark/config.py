@@ -224,6 +224,18 @@ def config_hash(d: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(_hash_view(d), sort_keys=True).encode()).hexdigest()[:16]
 
 
+# config sections a task type never reads: a result is not stale when only these changed (an embedded default
+# of the separation probe must not send every beat result back for 40 minutes of probing)
+_UNUSED_SECTIONS = {"separation": ("beat",), "beat": ("separation",)}
+_UNUSED_DEFAULT = ("beat", "separation")
+
+
+def task_config_hash(record: dict[str, Any], task_type: str) -> str:
+    """The hash of ``{"config": ..., **identity}`` over the config sections the task type reads."""
+    unused = _UNUSED_SECTIONS.get(task_type, _UNUSED_DEFAULT)
+    return config_hash({**record, "config": {k: v for k, v in record["config"].items() if k not in unused}})
+
+
 # keys added after results were written, and the value under which they (and their "<key>_*" settings) change
 # nothing: left out of the hash then, so existing results keep their config_hash (and are not rerun).
 # features.precision: the runner records the resolved value ("fp32" or "bf16", never "auto"), so only bf16 runs

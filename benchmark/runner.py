@@ -9,7 +9,8 @@ Data sources (``--data``):
 Overwrite strategies (``--overwrite``) for an existing result file of the same (representation + revision,
 task + version, data source):
 
-- ``only-missing`` (default): keep it when its config hash equals this run's; run and replace otherwise;
+- ``only-missing`` (default): keep it when its config equals this run's in every section the task reads (a
+  beat result does not read ``separation.*``); run and replace otherwise;
 - ``never``: keep any existing result file, whatever its config;
 - ``always``: run again and replace it.
 
@@ -271,12 +272,26 @@ def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
 
 
 def existing_result(plan: TaskPlan, opts: RunOptions) -> dict | None:
-    """The result record that makes running this task unnecessary (per --overwrite), or None."""
+    """The result record that makes running this task unnecessary (per --overwrite), or None. A record whose
+    config differs only in sections its task type does not read (benchmark.config.task_config_hash) counts."""
     if plan.path.exists() and opts.overwrite != "always" and not opts.extract_only:
         old = json.loads(plan.path.read_text())
-        if opts.overwrite == "never" or old.get("config_hash") == plan.chash:
+        if opts.overwrite == "never" or old.get("config_hash") == plan.chash or _same_task_config(old, plan):
             return old
     return None
+
+
+def _same_task_config(old: dict, plan: TaskPlan) -> bool:
+    from benchmark.config import task_config_hash
+
+    try:
+        rep, data = old["representation"], old["data"]
+        identity = {"representation": rep["name"], "identity": rep["identity"], "task": old["task"]["key"],
+                    "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit")}
+        return task_config_hash({"config": old["config"], **identity}, plan.spec.type) == \
+            task_config_hash({"config": plan.cfg_d, **plan.identity}, plan.spec.type)
+    except (KeyError, TypeError):
+        return False
 
 
 def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, extracted: dict | None = None,

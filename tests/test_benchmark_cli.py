@@ -110,6 +110,22 @@ def test_pooling_suffix_gets_its_own_result_and_row(tmp_path, capsys):
     assert "did you mean 'mfcc+mean_std'" in capsys.readouterr().err
 
 
+def test_rerun_ignores_config_sections_the_task_does_not_read(tmp_path):
+    from benchmark.synthetic import make_prepared
+
+    data = make_prepared(get_task("genre"), tmp_path / "genre", n={"train": 10, "valid": 4, "test": 4}, seconds=1.0)
+    base = ["run", "--model", "mfcc", "--task", "genre", "--data", "prepared", "--data-dir", str(data),
+            "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--grid", "fast",
+            "--no-progress", "--quiet", "probe.max_epochs=2"]
+    assert main(base) == 0
+    (result,) = (tmp_path / "r").glob("runs/*/*/genre@v1.json")
+    mtime = result.stat().st_mtime_ns
+    assert main([*base, "separation.hidden=64", "beat.tightness=50"]) == 0  # genre reads neither: kept
+    assert result.stat().st_mtime_ns == mtime
+    assert main([*base, "probe.patience=1"]) == 0  # a key genre reads: run again
+    assert result.stat().st_mtime_ns != mtime
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "--task", "kye", "--data", "prepared", "--data-dir", str(tmp_path)]) == 2
     assert "did you mean 'key'" in capsys.readouterr().err
