@@ -88,15 +88,20 @@ def test_model_names_did_you_mean_and_user_factory(tmp_path, monkeypatch):
         load_representation("random:debug:x")
 
 
+def _small_genre_run(tmp_path) -> list[str]:
+    """`run` arguments (less --model) for a 10/4/4-item synthetic genre folder, results under tmp_path/r."""
+    from benchmark.synthetic import make_prepared
+
+    data = make_prepared(get_task("genre"), tmp_path / "genre", n={"train": 10, "valid": 4, "test": 4}, seconds=1.0)
+    return ["--task", "genre", "--data", "prepared", "--data-dir", str(data), "--results-dir", str(tmp_path / "r"),
+            "--cache-dir", str(tmp_path / "c"), "--grid", "fast", "--no-progress", "--quiet", "probe.max_epochs=2"]
+
+
 def test_pooling_suffix_gets_its_own_result_and_row(tmp_path, capsys):
     import csv
     import json
 
-    from benchmark.synthetic import make_prepared
-
-    data = make_prepared(get_task("genre"), tmp_path / "genre", n={"train": 10, "valid": 4, "test": 4}, seconds=1.0)
-    base = ["--task", "genre", "--data", "prepared", "--data-dir", str(data), "--results-dir", str(tmp_path / "r"),
-            "--cache-dir", str(tmp_path / "c"), "--grid", "fast", "--no-progress", "--quiet", "probe.max_epochs=2"]
+    base = _small_genre_run(tmp_path)
     for model in ("mfcc", "mfcc+mean"):
         assert main(["run", "--model", model, *base]) == 0
     runs = {p.parent.name.split("@")[0]: json.loads(p.read_text()) for p in (tmp_path / "r").glob("runs/*/*/*.json")}
@@ -111,12 +116,7 @@ def test_pooling_suffix_gets_its_own_result_and_row(tmp_path, capsys):
 
 
 def test_rerun_ignores_config_sections_the_task_does_not_read(tmp_path):
-    from benchmark.synthetic import make_prepared
-
-    data = make_prepared(get_task("genre"), tmp_path / "genre", n={"train": 10, "valid": 4, "test": 4}, seconds=1.0)
-    base = ["run", "--model", "mfcc", "--task", "genre", "--data", "prepared", "--data-dir", str(data),
-            "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--grid", "fast",
-            "--no-progress", "--quiet", "probe.max_epochs=2"]
+    base = ["run", "--model", "mfcc", *_small_genre_run(tmp_path)]
     assert main(base) == 0
     (result,) = (tmp_path / "r").glob("runs/*/*/genre@v1.json")
     mtime = result.stat().st_mtime_ns
