@@ -132,9 +132,9 @@ def _looks_like_factory(name: str) -> bool:
 def load_representation(name: str):
     """Build the representation named ``name`` (see module doc)."""
     base, plus, pooling = name.rpartition("+")
-    if plus and base and not os.path.exists(name) and pooling in POOLINGS:
-        return _with_pooling(load_representation(base), name, pooling)
     if plus and base and not os.path.exists(name) and name not in MODELS:
+        if pooling in POOLINGS:
+            return _with_pooling(load_representation(base), name, pooling)
         import difflib
 
         close = difflib.get_close_matches(pooling.lower(), POOLINGS, n=1, cutoff=0.6)
