@@ -18,9 +18,12 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.config import ConfigError
         from benchmark.features import ExtractionError
         from benchmark.registry import ModelError
+        from benchmark.results import ResultError
         from benchmark.runner import RunError
+        from tasks.format import FormatError
 
-        if isinstance(e, (ConfigError, ExtractionError, ModelError, RunError, KeyError, FileNotFoundError)):
+        if isinstance(e, (ConfigError, ExtractionError, ModelError, RunError, ResultError, FormatError, KeyError,
+                          FileNotFoundError)):
             msg = e.args[0] if isinstance(e, KeyError) and e.args else e
             print(f"error: {msg}", file=sys.stderr)
             return 2

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real-data option, e.g. split=won for MTT tagging")
     p = sub.add_parser("validate", help="check a real dataset's files and splits")
     p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
+    p.add_argument("--deep", action="store_true",
+                   help="decode every file completely and say which hold NaN, infinite or silent audio (slower; "
+                        "the default reads headers: format and length)")
     p.add_argument("--data-dir", default=None, help="the dataset folder (default $MERT_BENCH_DATA/<dataset>)")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
                    help="real-data option, e.g. split=won for MTT tagging")

@@ -101,8 +101,14 @@ def cmd_list_models(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from benchmark.results import write_leaderboards
+    from benchmark.runner import RunError
 
-    path = write_leaderboards(args.results_dir, plots=not args.no_plots)
+    try:
+        path = write_leaderboards(args.results_dir, plots=not args.no_plots)
+    except OSError as e:
+        raise RunError(f"cannot write the leaderboards in {args.results_dir}: {e.strerror or e}"
+                               f"{f' ({e.filename})' if e.filename else ''}; make the folder writable or pass "
+                               "--results-dir") from None
     print(path.with_suffix(".md").read_text())
     return 0
 
@@ -142,7 +148,8 @@ def cmd_validate(args) -> int:
     ok = True
     for spec in resolve_tasks(args.task):
         try:
-            report = real.validate(spec.name, args.data_dir, options=data_options(args) or None)
+            report = real.validate(spec.name, args.data_dir, options=data_options(args) or None,
+                                   level="decode" if args.deep else "header")
         except (FileNotFoundError, ValueError) as e:
             print(f"{spec.name}: {e}")
             ok = False

@@ -11,85 +11,149 @@
 
 Every layer is merged into a struct config: a key that does not exist is an error naming the key and the
 valid ones. There is one config per run, never a file per model x task.
+
+Values are checked against the ranges declared on the fields (``check=`` in the field metadata, see :class:`Check`)
+once the merge is done and before any work starts: a value out of range is a :class:`ConfigError` naming the
+key, the value and the range, so a run that could not be valid never writes (or replaces) a result.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tasks.base import TASK_TYPES
 
 FULL_LRS = [5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2]
+PRECISIONS = ("auto", "fp32", "bf16")
+PRUNE = ("none", "halving")
+BEAT_TRACKERS = ("librosa-dp",)
+
+
+@dataclass(frozen=True)
+class Check:
+    """The valid values of a config field: a numeric range (``lo``/``hi``, either end open or closed) or a set
+    of ``choices``; for a list field, every element (and ``nonempty``). Declared on the field with
+    :func:`checked` and enforced by :func:`check_values`."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple = ()
+    nonempty: bool = False
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+
+    def problem(self, value) -> str | None:
+        """None when ``value`` is valid, else what is wrong with it."""
+        if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str):
+            values = list(value)
+            if self.nonempty and not values:
+                return "must not be empty"
+            for v in values:
+                p = self.problem(v)
+                if p:
+                    return f"element {v!r} {p}"
+            return None
+        if self.choices:
+            return None if value in self.choices else f"must be {self.describe()}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return f"must be a number {self.describe()}"
+        bad = ((self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo))
+               or (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)))
+        return f"must be {self.describe()}" if bad else None
+
+
+def checked(default=None, check: Check | None = None, *, factory=None):
+    """A dataclass field with a declared :class:`Check` (``factory`` for mutable defaults)."""
+    meta = {"check": check} if check is not None else {}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+AT_LEAST_1 = Check(lo=1)
+NON_NEGATIVE = Check(lo=0)
+POSITIVE = Check(lo=0, lo_open=True)
+FRACTION = Check(lo=0, hi=1)
 
 
 @dataclass
 class ProbeConfig:
-    hidden: int = 512                 # MLP D -> hidden -> ReLU -> Dropout -> C
-    dropout: float = 0.2
-    batch_size: int = 64              # rows per Adam step (clips / windows)
-    frame_batch_size: int = 1024      # rows per step for frame-level tasks (beat)
-    lrs: list[float] = field(default_factory=lambda: list(FULL_LRS))
-    max_epochs: int = 100
-    min_epochs: int = 1
-    patience: int = 10                # early stopping: epochs without a better validation main score
-    plateau_patience: int = 3         # lr halved after this many epochs without improvement
-    plateau_factor: float = 0.5
-    weight_decay: float = 0.0
-    layers: str = "all"               # "all" or a comma list of layer indices ("6,7")
+    hidden: int = checked(512, AT_LEAST_1)                   # MLP D -> hidden -> ReLU -> Dropout -> C
+    dropout: float = checked(0.2, Check(lo=0, hi=1, hi_open=True))
+    batch_size: int = checked(64, AT_LEAST_1)                # rows per Adam step (clips / windows)
+    frame_batch_size: int = checked(1024, AT_LEAST_1)        # rows per step for frame-level tasks (beat)
+    lrs: list[float] = checked(check=Check(lo=0, lo_open=True, nonempty=True), factory=lambda: list(FULL_LRS))
+    max_epochs: int = checked(100, AT_LEAST_1)
+    min_epochs: int = checked(1, AT_LEAST_1)
+    patience: int = checked(10, AT_LEAST_1)                  # early stopping: epochs without a better valid score
+    plateau_patience: int = checked(3, AT_LEAST_1)           # lr halved after this many epochs without improvement
+    plateau_factor: float = checked(0.5, Check(lo=0, hi=1, lo_open=True))
+    weight_decay: float = checked(0.0, NON_NEGATIVE)
+    layers: str = "all"               # "all" or a comma list of layer indices ("6,7"), checked against the model
     weighted_sum: bool = True         # also train a softmax-weighted sum of all layers
-    seeds: int = 1
+    seeds: int = checked(1, AT_LEAST_1)
     standardize: bool = True          # z-score features with train statistics (per layer and dimension)
-    eval_batch_rows: int = 8192
+    eval_batch_rows: int = checked(8192, AT_LEAST_1)
     # successive halving of the sweep (benchmark/probes.py): "none" trains every member until it stops early;
     # "halving" drops, after each rung (epochs completed), the worse members of those still training
-    prune: str = "none"               # none | halving
-    prune_rungs: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32])
-    prune_eta: float = 2.0            # a rung keeps the best ceil(n / eta) of the n members still training...
-    prune_keep_per_layer: int = 1     # ...and always the best this many of every layer (and of the weighted sum)
+    prune: str = checked("none", Check(choices=PRUNE))       # none | halving
+    prune_rungs: list[int] = checked(check=AT_LEAST_1, factory=lambda: [2, 4, 8, 16, 32])
+    prune_eta: float = checked(2.0, Check(lo=1, lo_open=True))  # a rung keeps the best ceil(n / eta) of the n...
+    prune_keep_per_layer: int = checked(1, NON_NEGATIVE)     # ...and always the best this many of every layer
 
 
 @dataclass
 class FeatureConfig:
-    batch_seconds: float = 240.0      # audio seconds per model batch (padding included)
-    max_chunk_s: float = 30.0         # longer audio is cut into chunks of at most this for the model
-    shard_items: int = 64             # items per cache shard (the unit of resume)
-    device: str = "cpu"               # cpu, cuda, cuda:1, mps
-    min_seconds: float = 0.1          # shorter items are skipped ("too short")
-    silence_peak: float = 1e-4        # items whose peak amplitude is below this are skipped ("silent")
-    max_skip_fraction: float = 0.05   # more skipped items than this in a split fails the run
+    batch_seconds: float = checked(240.0, POSITIVE)          # audio seconds per model batch (padding included)
+    max_chunk_s: float = checked(30.0, Check(lo=1))          # longer audio is cut into chunks of at most this
+    shard_items: int = checked(64, AT_LEAST_1)               # items per cache shard (the unit of resume)
+    device: str = "cpu"               # cpu, cuda, cuda:1, mps (checked against what torch sees: check_device)
+    min_seconds: float = checked(0.1, NON_NEGATIVE)          # shorter items are skipped ("too short")
+    silence_peak: float = checked(1e-4, NON_NEGATIVE)        # items whose peak is below this are skipped ("silent")
+    max_skip_fraction: float = checked(0.05, FRACTION)       # more skipped items than this in a split fails the run
     # numeric precision of everything that runs on ``device`` (the representation's forward and the probe
     # training): "auto" = bf16 autocast on a CUDA device that supports bfloat16, fp32 everywhere else (so the
     # CPU default is plain float32); "fp32"; "bf16" = torch.autocast(bfloat16) (CPU, CUDA with bf16 support,
     # MPS). Parameters stay float32 and cached features float16 either way. Resolved once per run
     # (benchmark.features.resolve_precision); the result's config records the resolved value, and a bf16 run
     # gets its own feature cache entry and config hash. Handcrafted baselines always compute in fp32.
-    precision: str = "auto"           # auto | fp32 | bf16
+    precision: str = checked("auto", Check(choices=PRECISIONS))  # auto | fp32 | bf16
 
 
 @dataclass
 class BeatConfig:
-    widen: int = 1                    # target 1 at the beat frame, 0.5 at +-widen frames (MARBLE/madmom)
-    tracker: str = "librosa-dp"       # dynamic-programming tracker of librosa.beat.beat_track
-    tightness: float = 100.0
-    start_bpm: float = 120.0
-    peak_threshold: float = 0.5       # peak picking used as the fast per-epoch validation score
+    widen: int = checked(1, NON_NEGATIVE)                    # target 1 at the beat, 0.5 at +-widen frames
+    tracker: str = checked("librosa-dp", Check(choices=BEAT_TRACKERS))  # librosa.beat.beat_track's DP tracker
+    tightness: float = checked(100.0, POSITIVE)
+    start_bpm: float = checked(120.0, POSITIVE)
+    peak_threshold: float = checked(0.5, FRACTION)           # peak picking: the fast per-epoch validation score
 
 
 @dataclass
 class SeparationConfig:
-    hidden: int = 512                 # LSTM units (MARBLE: 3 x 512)
-    num_layers: int = 3
-    n_fft: int = 1024
-    hop: int = 256
-    segment_s: float = 6.0            # training segments
-    lr: float = 1e-3
-    batch_size: int = 8
-    max_epochs: int = 60
-    patience: int = 8
-    steps_per_epoch: int = 50
-    layer: str = "weighted"           # "weighted" (softmax sum of layers) or a layer index
+    hidden: int = checked(512, AT_LEAST_1)                   # LSTM units (MARBLE: 3 x 512)
+    num_layers: int = checked(3, AT_LEAST_1)
+    n_fft: int = checked(1024, Check(lo=16))
+    hop: int = checked(256, AT_LEAST_1)
+    segment_s: float = checked(6.0, POSITIVE)                # training segments
+    lr: float = checked(1e-3, POSITIVE)
+    batch_size: int = checked(8, AT_LEAST_1)
+    max_epochs: int = checked(60, AT_LEAST_1)
+    patience: int = checked(8, AT_LEAST_1)
+    steps_per_epoch: int = checked(50, AT_LEAST_1)
+    layer: str = "weighted"           # "weighted" (softmax sum of layers) or a layer index (checked on the model)
 
 
 @dataclass
@@ -130,11 +194,10 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
 # selects on the mean validation score and reports the mean +- std. Beat (a frame-level probe, the slowest of
 # the suite) and separation keep one seed. ``--seeds N`` still overrides.
 ONE_SEED_TYPES = ("beat", "separation")
+DATA_KINDS = ("embedded", "real")  # the data defaults a prepared folder may declare (meta.json "defaults")
 DATA_TYPE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "embedded": {t: {"probe": {"seeds": 3}} for t in TASK_TYPES if t not in ONE_SEED_TYPES},
 }
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -198,20 +261,84 @@ def resolve_config(spec=None, model_overrides: dict | None = None, grid: str = "
         raise ConfigError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
     cfg = _merge(cfg, GRIDS[grid], f"--grid {grid}")
     if config_file:
+        import yaml
+        from omegaconf import DictConfig
+
         try:
             file_cfg = OmegaConf.load(config_file)
         except FileNotFoundError:
             raise ConfigError(f"--config {config_file}: file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"--config {config_file}: a folder, not a yaml file") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"--config {config_file}: not valid YAML{at} ({what}); it should map sections to "
+                              "keys, e.g. 'probe: {max_epochs: 50}'") from None
+        if not isinstance(file_cfg, DictConfig):
+            raise ConfigError(f"--config {config_file}: the file holds a {type(file_cfg).__name__}, not a mapping "
+                              "of sections (probe, features, beat, separation) to keys")
         cfg = _merge(cfg, file_cfg, f"--config {config_file}")
     if overrides:
         for o in overrides:
             if "=" not in o:
                 raise ConfigError(f"override {o!r} is not KEY=VALUE (e.g. probe.max_epochs=5)")
         cfg = _merge(cfg, OmegaConf.from_dotlist(list(overrides)), "the command line")
-    if cfg.features.precision not in PRECISIONS:
-        raise ConfigError(f"features.precision={cfg.features.precision!r} is not a known precision; use auto (bf16 "
-                          "autocast on a CUDA GPU that supports it, fp32 elsewhere), fp32 or bf16")
+    check_values(cfg)
     return cfg
+
+
+_SECTIONS = {f.name: f.default_factory for f in fields(BenchConfig)}
+
+
+def check_values(cfg) -> None:
+    """Every field with a declared :class:`Check` holds a valid value, else a ConfigError naming the key."""
+    for section, factory in _SECTIONS.items():
+        for f in fields(factory):
+            check = f.metadata.get("check")
+            if check is None:
+                continue
+            value = cfg[section][f.name]
+            problem = check.problem(list(value) if hasattr(value, "__len__") and not isinstance(value, str)
+                                    else value)
+            if problem:
+                raise ConfigError(f"{section}.{f.name}={_show(value)}: {problem}")
+
+
+def _show(value) -> str:
+    from omegaconf import ListConfig, OmegaConf
+
+    return str(OmegaConf.to_container(value)) if isinstance(value, ListConfig) else repr(value)
+
+
+def check_device(device: str | None) -> None:
+    """``features.device`` (``--device``) names a device torch can use here, else a ConfigError saying why and
+    what to use; checked before any work (not after the extraction, where torch would first fail)."""
+    import torch
+
+    name = str(device or "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} (features.device) is not a device name; use cpu, cuda, cuda:N or "
+                          "mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("no NVIDIA GPU or driver is visible" if torch.version.cuda else
+                   f"torch {torch.__version__} is a CPU-only build")
+            raise ConfigError(f"--device {name} (features.device): torch sees no CUDA device ({why}); use --device "
+                              "cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ConfigError(f"--device {name} (features.device): torch sees {n} CUDA device(s), cuda:0"
+                              f"{f'..cuda:{n - 1}' if n > 1 else ''}")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"--device {name} (features.device): the MPS backend is not available here; use "
+                              "--device cpu")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device {name} (features.device): the benchmark runs on cpu, cuda[:N] or mps")
 
 
 def to_dict(cfg) -> dict[str, Any]:

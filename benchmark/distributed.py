@@ -306,13 +306,14 @@ def _run(ctx: Context, opts, rep) -> list[dict]:
         records = ctx.gather(done if rank != 0 else {})
         if rank != 0:
             return []
-        from benchmark.results import write_leaderboards, write_result
+        from benchmark.results import write_leaderboards
+        from benchmark.runner import save_result
 
         for other in records[1:]:
             for i, rec in other.items():
                 # the extraction was timed on rank 0 for every task
                 rec["timings"].update({k: extracted[i][k] for k in ("model_calls", "extract_s")})
-                write_result(plans[i].path, rec)
+                save_result(plans[i].path, rec, opts.results_dir)
                 done[i] = rec
         results = [done[i] if i in done else existing_result(plans[i], opts) for i in range(len(plans))]
         for i, p in enumerate(plans):

@@ -15,13 +15,22 @@ generated from them, never edited by hand:
 
 Concurrent writers (two runs finishing at once) take a file lock and regenerate from all result files, then
 replace each output atomically, so the leaderboard always holds every finished run.
+
+A result that cannot be written (disk full, folder turned read-only) is not lost: :func:`save_unsaved` keeps it
+under ``$MERT_BENCH_HOME/unsaved-results/`` (or the system's temporary folder, or as JSON on stderr), and
+:func:`adopt_unsaved` puts it in place on the next run of the same task and config instead of computing it
+again. A damaged result file (not JSON, not a record) is a :class:`ResultError` naming it.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +57,100 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+class ResultError(ValueError):
+    """A result file that is not a result record (truncated, not JSON, other content): names the file."""
+
+
+def read_result(path) -> dict:
+    """One result record; a damaged file is a ResultError naming it and saying what to do."""
+    p = Path(path)
+    try:
+        r = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultError(f"{p}: not valid JSON ({e}), e.g. a write cut short; delete it, or run its task again "
+                          "(only-missing replaces it)") from None
+    if not isinstance(r, dict) or not all(k in r for k in ("representation", "task", "data", "scores")):
+        raise ResultError(f"{p}: not a result record (no representation / task / data / scores); delete it or "
+                          "move it out of runs/")
+    return r
+
+
 def load_results(results_dir) -> list[dict]:
     out = []
     for p in sorted((Path(results_dir) / "runs").glob("**/*.json")):
-        try:
-            r = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: not valid JSON ({e}); delete it or run again with --overwrite always") from None
-        if not all(k in r for k in ("representation", "task", "data", "scores")):
-            raise ValueError(f"{p}: not a result record")
+        r = read_result(p)
         r["_path"] = str(p)
         out.append(r)
     return out
+
+
+def writable_problem(folder) -> str | None:
+    """None when files can be created in ``folder`` (made if missing), else why not (the OS's words)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        try:
+            os.write(fd, b"0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as e:
+        return f"cannot write there ({e.strerror or e})"
+    return None
+
+
+def _unsaved_paths(path, results_dir) -> list[Path]:
+    """Where a result that could not be written at ``path`` is kept, in order of preference."""
+    from benchmark.features import home
+
+    root = Path(results_dir).resolve()
+    try:
+        rel = Path(path).resolve().relative_to(root)
+    except ValueError:
+        rel = Path(Path(path).name)
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return [home() / "unsaved-results" / key / rel,
+            Path(tempfile.gettempdir()) / "mert-bench-unsaved-results" / key / rel]
+
+
+def save_unsaved(path, results_dir, record: dict) -> Path | None:
+    """Keep a record whose write to ``path`` failed: the first of :func:`_unsaved_paths` that takes it, else
+    the JSON on stderr (None)."""
+    for cand in _unsaved_paths(path, results_dir):
+        try:
+            write_result(cand, record)
+            return cand
+        except OSError:
+            continue
+    print(json.dumps(record, sort_keys=True, default=_jsonable), file=sys.stderr)
+    return None
+
+
+def adopt_unsaved(path, results_dir, config_hash: str) -> dict | None:
+    """A record kept by :func:`save_unsaved` for ``path`` with this ``config_hash``: written into place (and its
+    kept copy removed) and returned; None when there is none."""
+    for cand in _unsaved_paths(path, results_dir):
+        if not cand.exists():
+            continue
+        try:
+            rec = read_result(cand)
+        except ResultError:
+            continue
+        if rec.get("config_hash") != config_hash:
+            continue
+        try:
+            write_result(path, rec)
+        except OSError as e:
+            print(f"warning: {path}: still cannot write it ({e.strerror or e}); using the record kept in {cand}",
+                  file=sys.stderr)
+            return rec
+        cand.unlink()
+        print(f"warning: {path}: put in place from {cand}, where a run whose write failed had kept it",
+              file=sys.stderr)
+        return rec
+    return None
 
 
 def display(value: float, task_type: str) -> float:

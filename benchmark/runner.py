@@ -129,9 +129,19 @@ def real_prepared_folder(spec, opts: RunOptions) -> Path:
     return home() / "prepared-real" / f"{spec.name}-v{spec.version}{real_options_suffix(spec, opts)}"
 
 
-def data_source(opts: RunOptions, meta: dict) -> str:
+def data_source(opts: RunOptions, meta: dict, folder: Path | None = None, digest: str | None = None) -> str:
+    """The data source's name: results folder, leaderboard table and part of a result's identity.
+
+    ``embedded-<size>``; ``real`` (plus the real-data options that differ from the task's defaults);
+    ``prepared-<folder name>-<items digest[:8]>`` for a prepared folder (``--data prepared``), whatever its
+    meta.json says it was made from: another folder, or the same folder with other items, is another source."""
     if opts.data == "embedded":
         return f"embedded-{opts.size}"
+    if opts.data == "prepared":
+        from benchmark.features import _slug
+
+        name = _slug(Path(folder).resolve().name if folder is not None else "prepared")
+        return f"prepared-{name}" + (f"-{digest[:8]}" if digest else "")
     if opts.data == "real":
         d = dict(meta.get("options") or {})
         import tasks.real as real
@@ -141,7 +151,25 @@ def data_source(opts: RunOptions, meta: dict) -> str:
         except (KeyError, ValueError):
             defaults = {}
         return "real" + "".join(f"-{k}={v}" for k, v in sorted(d.items()) if defaults.get(k) != v)
-    return str(meta.get("source", "prepared"))
+    raise RunError(f"--data {opts.data!r}: use embedded, real or prepared")
+
+
+def data_defaults_kind(opts: RunOptions, meta: dict) -> str:
+    """Whose defaults (benchmark.config.DATA_DEFAULTS / DATA_TYPE_DEFAULTS) a run's data gets: its ``--data``,
+    except a prepared folder, which gets what its meta.json declares (``"defaults": "embedded"`` or
+    ``"real"``), else those of the source it was made from (a copy of an embedded task: the embedded protocol),
+    else the real-data protocol."""
+    if opts.data != "prepared":
+        return opts.data
+    from benchmark.config import DATA_KINDS
+
+    declared = meta.get("defaults")
+    if declared is not None:
+        if declared not in DATA_KINDS:
+            raise RunError(f"meta.json: \"defaults\": {declared!r} is not a data kind; use one of "
+                           f"{', '.join(DATA_KINDS)}")
+        return str(declared)
+    return str(meta.get("source")) if meta.get("source") in DATA_KINDS else "real"
 
 
 def rep_slug(rep) -> str:
@@ -195,15 +223,17 @@ def run(opts: RunOptions, rep=None) -> list[dict]:
     """Run every requested task; returns the result records (existing ones for skipped tasks)."""
     from benchmark.logging import RunLogger
 
-    if opts.overwrite not in OVERWRITE:
-        raise RunError(f"--overwrite {opts.overwrite!r}: use one of {', '.join(OVERWRITE)}")
+    check_options(opts)
+    check_folders(opts)
     from benchmark import distributed
 
     if distributed.launched():  # under torchrun: ranks share the extraction (benchmark/distributed.py)
         return distributed.run(opts, rep)
     specs = resolve_tasks(opts.tasks)
-    log = RunLogger(quiet=opts.quiet, use_wandb=opts.wandb)
     rep = rep or load_rep(opts)
+    for spec in specs:  # every task's config and layers checked before the first task does any work
+        check_plan_config(resolved_config(spec, rep, opts), rep, spec)
+    log = RunLogger(quiet=opts.quiet, use_wandb=opts.wandb)
     results = []
     try:
         for spec in specs:
@@ -217,7 +247,55 @@ def run(opts: RunOptions, rep=None) -> list[dict]:
     return results
 
 
-def resolved_config(spec, rep, opts: RunOptions):
+def check_options(opts: RunOptions) -> None:
+    """The command-line options that are wrong whatever the task: an error naming the option, before any work."""
+    from benchmark.config import ConfigError, check_device
+
+    if opts.overwrite not in OVERWRITE:
+        raise RunError(f"--overwrite {opts.overwrite!r}: use one of {', '.join(OVERWRITE)}")
+    if opts.limit is not None and int(opts.limit) < 1:
+        raise ConfigError(f"--limit {opts.limit}: must be >= 1 (items per split); leave it out to use every item")
+    if opts.seeds is not None and int(opts.seeds) < 1:
+        raise ConfigError(f"--seeds {opts.seeds}: must be >= 1 (probe seeds per layer and lr)")
+    if opts.device is not None:
+        check_device(opts.device)
+
+
+def check_folders(opts: RunOptions) -> None:
+    """The folders a run writes (results, feature cache) accept files, checked before any work: a read-only or
+    full folder is an error naming it now, not after an hour of extraction and probing."""
+    from benchmark.features import cache_root
+    from benchmark.results import writable_problem
+
+    folders = [] if opts.cached_only else [("--cache-dir (the feature cache)", cache_root(opts.cache_dir))]
+    if not opts.extract_only:
+        folders.insert(0, ("--results-dir", Path(opts.results_dir)))
+    for what, folder in folders:
+        problem = writable_problem(folder)
+        if problem:
+            raise RunError(f"{what} {folder}: {problem}; free space or choose another folder")
+
+
+def check_plan_config(cfg, rep, spec) -> None:
+    """What of a resolved config can only be checked against the model: the probed layers (and the device)."""
+    from benchmark.config import ConfigError, parse_layers
+
+    parse_layers(cfg.probe.layers, int(rep.num_layers))
+    layer = str(cfg.separation.layer)
+    if spec.type == "separation" and layer != "weighted":
+        try:
+            parse_layers(layer, int(rep.num_layers))
+        except ConfigError as e:
+            raise ConfigError(f"separation.layer={layer!r}: use 'weighted' or a layer index "
+                              f"({str(e).split(': ', 1)[-1]})") from None
+    if cfg.features.device != "cpu":
+        from benchmark.config import check_device
+
+        check_device(cfg.features.device)
+
+
+def resolved_config(spec, rep, opts: RunOptions, data_kind: str | None = None):
+    """The run's config for one task; ``data_kind``: whose data defaults apply (default: ``--data``'s)."""
     from benchmark.config import resolve_config
 
     ov = list(opts.overrides)
@@ -228,7 +306,7 @@ def resolved_config(spec, rep, opts: RunOptions):
     if opts.device is not None:
         ov.append(f"features.device={opts.device}")
     cfg = resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov,
-                         data=opts.data)
+                         data=data_kind or opts.data)
     from benchmark.features import resolve_precision
 
     # "auto" -> what this run uses on its device ("fp32" on the CPU): the result records it, and fp32 leaves the
@@ -250,35 +328,62 @@ class TaskPlan:
     path: Path
     identity: dict
     chash: str
+    data_defaults: str = "embedded"   # whose data defaults the config got (data_defaults_kind)
 
 
 def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
     """Resolve the config and the prepared folder (building / preparing it if needed) of one task."""
     from benchmark.config import config_hash, to_dict
-    from tasks.format import read_meta
+    from tasks.format import folder_digest, read_meta
 
-    cfg = resolved_config(spec, rep, opts)
     folder = data_folder(spec, opts)
     meta = read_meta(folder)
     if meta.get("task") not in (None, spec.name):
         raise RunError(f"{folder}: prepared for task {meta.get('task')!r}, not {spec.name!r}")
-    source = data_source(opts, meta)
+    kind = data_defaults_kind(opts, meta)
+    cfg = resolved_config(spec, rep, opts, kind)
+    check_plan_config(cfg, rep, spec)
+    # the embedded corpus is a pure function of its source_version (generator version and size); any other
+    # folder's items are part of the identity, so a result is never reused for other data
+    digest = None if opts.data == "embedded" else folder_digest(folder, spec.splits)
+    source = data_source(opts, meta, folder, digest)
     path = result_path(opts.results_dir, source, rep, spec)
     cfg_d = to_dict(cfg)
     identity = {"representation": rep.name, "identity": rep.identity(), "task": spec.key, "source": source,
-                "source_version": meta.get("source_version"), "limit": opts.limit}
+                "source_version": meta.get("source_version"), "limit": opts.limit,
+                **({"items": digest} if digest else {})}
     chash = config_hash({"config": cfg_d, **identity})
-    return TaskPlan(spec, cfg, cfg_d, folder, meta, source, path, identity, chash)
+    return TaskPlan(spec, cfg, cfg_d, folder, meta, source, path, identity, chash, kind)
 
 
 def existing_result(plan: TaskPlan, opts: RunOptions) -> dict | None:
     """The result record that makes running this task unnecessary (per --overwrite), or None. A record whose
     config differs only in sections its task type does not read (benchmark.config.task_config_hash) counts."""
-    if plan.path.exists() and opts.overwrite != "always" and not opts.extract_only:
-        old = json.loads(plan.path.read_text())
-        if opts.overwrite == "never" or old.get("config_hash") == plan.chash or _same_task_config(old, plan):
-            return old
+    if opts.overwrite == "always" or opts.extract_only:
+        return None
+    from benchmark.results import ResultError, adopt_unsaved, read_result
+
+    adopted = adopt_unsaved(plan.path, opts.results_dir, plan.chash)
+    if adopted is not None:  # a record computed earlier whose write failed (disk full), now in place
+        return adopted
+    if not plan.path.exists():
+        return None
+    try:
+        old = read_result(plan.path)
+    except ResultError as e:
+        if opts.overwrite == "never":
+            raise RunError(f"{e}; it cannot be kept under --overwrite never: delete it or run with --overwrite "
+                           "only-missing to replace it") from None
+        warn(f"{e}; running the task again to replace it")
+        return None
+    if opts.overwrite == "never" or old.get("config_hash") == plan.chash or _same_task_config(old, plan):
+        return old
     return None
+
+
+def warn(msg: str) -> None:
+    """A warning the user must see even under --quiet (a damaged file replaced, a record kept elsewhere)."""
+    print(f"warning: {msg}", file=sys.stderr)
 
 
 def _same_task_config(old: dict, plan: TaskPlan) -> bool:
@@ -287,7 +392,8 @@ def _same_task_config(old: dict, plan: TaskPlan) -> bool:
     try:
         rep, data = old["representation"], old["data"]
         identity = {"representation": rep["name"], "identity": rep["identity"], "task": old["task"]["key"],
-                    "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit")}
+                    "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit"),
+                    **({"items": data["items_digest"]} if data.get("items_digest") else {})}
         return task_config_hash({"config": old["config"], **identity}, plan.spec.type) == \
             task_config_hash({"config": plan.cfg_d, **plan.identity}, plan.spec.type)
     except (KeyError, TypeError):
@@ -308,7 +414,7 @@ def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, ext
     if old is not None:
         log(f"[{spec.name}] result exists ({path}); skipped (--overwrite {opts.overwrite})")
         return old
-    log(f"[{spec.name}] {rep.name} on {source} ({folder})")
+    log(f"[{spec.name}] {rep.name} on {source} ({folder}); {plan.data_defaults} data defaults")
     log.start(f"{rep.name}/{spec.name}/{source}", {"config": cfg_d, **identity})
 
     from benchmark.features import extract_split
@@ -347,7 +453,9 @@ def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, ext
                  "dataset": spec.dataset, "metrics": list(spec.metrics), "main_score": spec.main_score},
         "data": {"source": source, "source_version": meta.get("source_version"), "folder": str(folder),
                  "limit": opts.limit, "counts": {s: len(feats[s].items) for s in feats},
-                 "rows": {s: int(feats[s].x.shape[0]) for s in feats}},
+                 "rows": {s: int(feats[s].x.shape[0]) for s in feats},
+                 **({"items_digest": identity["items"]} if "items" in identity else {}),
+                 **({"defaults": plan.data_defaults} if opts.data == "prepared" else {})},
         "config": cfg_d,
         "config_hash": chash,
         "environment": environment(),
@@ -362,14 +470,42 @@ def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, ext
                     "model_calls": calls,
                     **({"world_size": int(extracted["world_size"])} if extracted is not None else {})},
     }
+    check_record(record, path)
     if write:
-        from benchmark.results import write_result
-
-        write_result(path, record)
+        save_result(path, record, opts.results_dir)
     log.finish(record)
     log(f"[{spec.name}] main {record['scores']['main']:.4f} (layer {record['selection']['layer']}, "
         f"lr {record['selection']['lr']:g}) -> {path}")
     return record
+
+
+def check_record(record: dict, path: Path) -> None:
+    """A record that cannot be a valid measurement is never written: the chosen probe must have a finite
+    validation score (no probe that never scored on validation can be chosen) and a test score."""
+    import math
+
+    valid, main = record["scores"].get("valid_main"), record["scores"].get("main")
+    if valid is None or not math.isfinite(float(valid)) or main is None or math.isnan(float(main)):
+        raise RunError(f"[{record['task']['name']}] no probe reached a finite validation score (chosen: valid "
+                       f"{valid}, test {main}); the result is not written and {path} is left as it was. Check the "
+                       "probe settings (probe.*) and the features")
+
+
+def save_result(path: Path, record: dict, results_dir) -> Path:
+    """Write a result; when the disk is full or the folder turned read-only, the computed record is not lost:
+    it is saved where it can be (benchmark.results.save_unsaved) and the error says where; the next run with
+    the same config puts it in place instead of computing it again."""
+    from benchmark.results import save_unsaved, write_result
+
+    try:
+        write_result(path, record)
+        return path
+    except OSError as e:
+        kept = save_unsaved(path, results_dir, record)
+        where = (f"the record was saved to {kept}; the next run of this task puts it in place once {path.parent} "
+                 "can be written (or move it there yourself)") if kept else \
+            "the record could not be saved anywhere and was printed to stderr above"
+        raise RunError(f"could not write the result {path}: {e.strerror or e}; {where}") from None
 
 
 def probe_inputs(spec, labels, feats, cfg, rep):

@@ -28,6 +28,11 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
 
+class FormatError(ValueError):
+    """A prepared folder's file that cannot be read as the format says (bad JSON, a bad record, duplicate ids):
+    names the file (and line) and what to do."""
+
+
 @dataclass
 class Item:
     """One example of a split.
@@ -93,15 +98,44 @@ def read_split(root: str | os.PathLike, split: str) -> list[Item]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: split file missing; prepare the task again")
     items = []
+    first_line: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                items.append(Item.from_dict(json.loads(line)))
+                it = Item.from_dict(json.loads(line))
             except (json.JSONDecodeError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}:{n}: bad record: {e}") from None
+                raise FormatError(f"{path}:{n}: bad record: {e}; prepare the task again") from None
+            if it.id in first_line:  # write_split refuses them; a hand-made file must not count an item twice
+                raise FormatError(f"{path}:{n}: item id {it.id!r} already on line {first_line[it.id]}; ids must be "
+                                  "unique within a split (a duplicate would be scored twice)")
+            first_line[it.id] = n
+            items.append(it)
     return items
+
+
+def folder_digest(root: str | os.PathLike, splits) -> str:
+    """sha256 of what a prepared folder holds for ``splits``: every item record (ids, targets, excerpts), and for
+    every file an item names (its audio, and the stems of a separation target) the absolute path, size and
+    modification time. Two folders with the same records but other audio, or a file replaced in place, differ;
+    a folder moved or copied elsewhere differs too (a rerun, never a wrong reuse)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for split in splits:
+        h.update(f"[{split}]\n".encode())
+        for it in read_split(root, split):
+            h.update(it.to_json().encode() + b"\n")
+            files = [it.audio, *(it.target.values() if isinstance(it.target, dict) else ())]
+            for f in files:
+                p = resolve(root, str(f)).absolute()
+                try:
+                    st = p.stat()
+                    h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+                except OSError:
+                    h.update(f"{p}\tmissing\n".encode())
+    return h.hexdigest()
 
 
 def write_meta(root: str | os.PathLike, meta: dict[str, Any]) -> None:
@@ -116,12 +150,25 @@ def read_meta(root: str | os.PathLike) -> dict[str, Any]:
     path = Path(root) / META_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: not a prepared task folder (no {META_FILE}); run `python -m benchmark prepare`")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: not valid JSON ({e}); prepare the task again, or fix the file") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path}: holds a {type(meta).__name__}, not a JSON object of task metadata")
+    return meta
 
 
 def is_complete(root: str | os.PathLike) -> bool:
     """A prepared folder is complete when its meta.json exists (it is written last, inside atomic_dir)."""
     return (Path(root) / META_FILE).exists()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -138,6 +185,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; open() would give the umask's mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -157,6 +205,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700; mkdir would give the umask's mode
     try:
         yield tmp
         if final.exists():

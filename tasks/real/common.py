@@ -212,6 +212,7 @@ class ValidationReport:
     missing: list[Problem] = field(default_factory=list)
     unreadable: list[Problem] = field(default_factory=list)
     wrong_length: list[Problem] = field(default_factory=list)
+    bad_audio: list[Problem] = field(default_factory=list)   # decodes, but NaN / inf / silent (level "decode")
     unlabelled: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -219,7 +220,7 @@ class ValidationReport:
 
     @property
     def bad(self) -> list[Problem]:
-        return self.missing + self.unreadable + self.wrong_length
+        return self.missing + self.unreadable + self.wrong_length + self.bad_audio
 
     @property
     def ok(self) -> bool:
@@ -251,7 +252,8 @@ class ValidationReport:
             exp_s = "" if exp is None else (" (protocol: %d)" % exp if exp != self.listed[split] else " (= protocol)")
             lines.append(f"  {split:6s}: {self.usable.get(split, 0)} usable of {self.listed[split]} listed{exp_s}")
         for title, probs in (("missing", self.missing), ("unreadable", self.unreadable),
-                             ("wrong length", self.wrong_length), ("no annotation", self.unlabelled)):
+                             ("wrong length", self.wrong_length), ("bad audio (decoded)", self.bad_audio),
+                             ("no annotation", self.unlabelled)):
             if probs:
                 lines.append(f"  {title}: {len(probs)}")
                 for p in probs[:max_names]:
@@ -289,10 +291,11 @@ class ValidationReport:
 
 def check_file(path: Path, duration: float | None = None, tolerance: float = 1.0,
                min_duration: float | None = None, level: str = "header") -> tuple[str, str] | None:
-    """None when usable, else (kind, reason) with kind in missing / unreadable / wrong_length.
+    """None when usable, else (kind, reason) with kind in missing / unreadable / wrong_length / bad_audio.
 
     ``level``: ``exists`` (stat only), ``header`` (soundfile header: format and length), ``decode`` (read the
-    whole file; catches truncated mp3 bodies)."""
+    whole file: catches truncated mp3 bodies, and says which files decode to NaN or infinite samples or to
+    silence, ``bad_audio``, which the benchmark would skip or fail on)."""
     import soundfile as sf
 
     if not path.is_file():
@@ -310,8 +313,9 @@ def check_file(path: Path, duration: float | None = None, tolerance: float = 1.0
             import numpy as np
 
             data, _ = sf.read(str(path), dtype="float32", always_2d=True)
-            if data.size == 0 or not np.isfinite(data).all():
-                return "unreadable", "decodes to no samples or non-finite samples"
+            bad = _decoded_problem(data)
+            if bad is not None:
+                return bad
     except Exception as e:  # libsndfile raises RuntimeError / LibsndfileError / OSError
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         msg = msg.replace(f"Error opening {str(path)!r}: ", "").replace(str(path), path.name)
@@ -320,6 +324,25 @@ def check_file(path: Path, duration: float | None = None, tolerance: float = 1.0
         return "wrong_length", f"{seconds:.2f} s, expected {duration:.2f} s"
     if min_duration is not None and seconds < min_duration:
         return "wrong_length", f"{seconds:.2f} s, expected at least {min_duration:.2f} s"
+    return None
+
+
+SILENCE_PEAK = 1e-4  # the benchmark's default features.silence_peak: quieter files are skipped as silent
+
+
+def _decoded_problem(data) -> tuple[str, str] | None:
+    """What is wrong with decoded samples [frames, channels], or None."""
+    import numpy as np
+
+    if data.size == 0:
+        return "unreadable", "decodes to no samples"
+    nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+    if nan or inf:
+        what = " and ".join(f"{n} {k}" for n, k in ((nan, "NaN"), (inf, "infinite")) if n)
+        return "bad_audio", f"{what} samples of {data.size}"
+    peak = float(np.abs(data).max())
+    if peak < SILENCE_PEAK:
+        return "bad_audio", f"silent (peak amplitude {peak:.1e} < {SILENCE_PEAK:g})"
     return None
 
 
