@@ -74,9 +74,18 @@ class Check:
         return f"must be {self.describe()}" if bad else None
 
 
-def checked(default=None, check: Check | None = None, *, factory=None):
-    """A dataclass field with a declared :class:`Check` (``factory`` for mutable defaults)."""
-    meta = {"check": check} if check is not None else {}
+def checked(default=None, check: Check | None = None, *, factory=None, neutral=None, neutral_with: str | None = None):
+    """A dataclass field with a declared :class:`Check` (``factory`` for mutable defaults).
+
+    Hash neutrality (for keys added after results were written, so that those results keep their config hash
+    and are not rerun): ``neutral`` is the value under which the key changes nothing, and it is then left out
+    of the config hash; ``neutral_with="KEY"`` leaves this key out whenever the key KEY of its section is left
+    out (the settings of a feature that is off)."""
+    meta: dict[str, Any] = {"check": check} if check is not None else {}
+    if neutral is not None:
+        meta["neutral"] = neutral
+    if neutral_with is not None:
+        meta["neutral_with"] = neutral_with
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -105,13 +114,13 @@ class ProbeConfig:
     weighted_sum: bool = True         # also train a softmax-weighted sum of all layers
     seeds: int = checked(1, AT_LEAST_1)
     standardize: bool = True          # z-score features with train statistics (per layer and dimension)
-    eval_batch_rows: int = checked(8192, AT_LEAST_1)
     # successive halving of the sweep (benchmark/probes.py): "none" trains every member until it stops early;
     # "halving" drops, after each rung (epochs completed), the worse members of those still training
-    prune: str = checked("none", Check(choices=PRUNE))       # none | halving
-    prune_rungs: list[int] = checked(check=AT_LEAST_1, factory=lambda: [2, 4, 8, 16, 32])
-    prune_eta: float = checked(2.0, Check(lo=1, lo_open=True))  # a rung keeps the best ceil(n / eta) of the n...
-    prune_keep_per_layer: int = checked(1, NON_NEGATIVE)     # ...and always the best this many of every layer
+    prune: str = checked("none", Check(choices=PRUNE), neutral="none")  # none | halving
+    prune_rungs: list[int] = checked(check=AT_LEAST_1, factory=lambda: [2, 4, 8, 16, 32], neutral_with="prune")
+    prune_eta: float = checked(2.0, Check(lo=1, lo_open=True), neutral_with="prune")  # a rung keeps the best
+    prune_keep_per_layer: int = checked(1, NON_NEGATIVE, neutral_with="prune")  # ceil(n / eta) of the n still
+    # training, and always the best prune_keep_per_layer of every layer (and of the weighted sum)
 
 
 @dataclass
@@ -129,7 +138,9 @@ class FeatureConfig:
     # MPS). Parameters stay float32 and cached features float16 either way. Resolved once per run
     # (benchmark.features.resolve_precision); the result's config records the resolved value, and a bf16 run
     # gets its own feature cache entry and config hash. Handcrafted baselines always compute in fp32.
-    precision: str = checked("auto", Check(choices=PRECISIONS))  # auto | fp32 | bf16
+    # The runner records the resolved value ("fp32" or "bf16", never "auto"): fp32 is hash-neutral, so only bf16
+    # runs hash differently from the results written before the key existed.
+    precision: str = checked("auto", Check(choices=PRECISIONS), neutral="fp32")  # auto | fp32 | bf16
 
 
 @dataclass
@@ -363,21 +374,39 @@ def task_config_hash(record: dict[str, Any], task_type: str) -> str:
     return config_hash({**record, "config": {k: v for k, v in record["config"].items() if k not in unused}})
 
 
-# keys added after results were written, and the value under which they (and their "<key>_*" settings) change
-# nothing: left out of the hash then, so existing results keep their config_hash (and are not rerun).
-# features.precision: the runner records the resolved value ("fp32" or "bf16", never "auto"), so only bf16 runs
-# hash differently.
-_HASH_NEUTRAL = {"probe": ("prune", "none"), "features": ("precision", "fp32")}
+# Retired keys, the config's one declared migration: a key removed from the dataclasses, with the one value it
+# held in every result written while it existed. The hash view puts it back at that value where a config lacks
+# it, so every result written before the removal keeps its config hash (tests/test_results.py recomputes the
+# committed ones). probe.eval_batch_rows: never read by the probes (evaluation is sized by benchmark.probes'
+# element budget), removed.
+RETIRED: dict[str, dict[str, Any]] = {"probe": {"eval_batch_rows": 8192}}
+
+
+def _neutral_fields() -> dict[str, list[tuple[str, Any, str | None]]]:
+    """section -> [(key, neutral value or None, neutral_with or None)] of the fields that declare either."""
+    out: dict[str, list] = {}
+    for section, factory in _SECTIONS.items():
+        for f in fields(factory):
+            if "neutral" in f.metadata or "neutral_with" in f.metadata:
+                out.setdefault(section, []).append((f.name, f.metadata.get("neutral"), f.metadata.get("neutral_with")))
+    return out
 
 
 def _hash_view(d: dict[str, Any]) -> dict[str, Any]:
+    """The config as hashed: retired keys at their retired value, hash-neutral keys (and the keys declared
+    ``neutral_with`` them) left out while they hold their neutral value."""
     nested = isinstance(d.get("config"), dict)
-    cfg = d["config"] if nested else d
-    for section, (key, neutral) in _HASH_NEUTRAL.items():
+    cfg = dict(d["config"] if nested else d)
+    for section, retired in RETIRED.items():
+        if isinstance(cfg.get(section), dict):
+            cfg[section] = {**retired, **cfg[section]}
+    for section, keys in _neutral_fields().items():
         sec = cfg.get(section)
-        if isinstance(sec, dict) and sec.get(key, neutral) == neutral:
-            sec = {k: v for k, v in sec.items() if k != key and not k.startswith(key + "_")}
-            cfg = {**cfg, section: sec}
+        if not isinstance(sec, dict):
+            continue
+        dropped = {k for k, neutral, _ in keys if neutral is not None and sec.get(k, neutral) == neutral}
+        dropped |= {k for k, _, base in keys if base is not None and base in dropped}
+        cfg[section] = {k: v for k, v in sec.items() if k not in dropped}
     return {**d, "config": cfg} if nested else cfg
 
 

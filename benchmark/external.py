@@ -41,7 +41,7 @@ import os
 import warnings
 from typing import Any
 
-from benchmark.registry import ModelError
+from benchmark.representations import ModelError
 
 PROBE_SECONDS = 4.0       # length of the clip used to measure a HEAR module's frame rate
 HEAR_MAX_BATCH = 64       # clips of one length per get_timestamp_embeddings call

@@ -304,16 +304,11 @@ class BeatHead(Head):
         return t[keep]
 
     def track(self, t, a, frame_rate: float):
-        """Beat times from an activation with librosa's dynamic-programming tracker."""
-        import librosa
-
+        """Beat times from an activation with the tracker ``beat.tracker`` names (:data:`BEAT_TRACKERS`)."""
         if len(a) < 4 or float(a.max()) <= 0:
             return np.zeros(0)
-        hop = 512
-        _, beats = librosa.beat.beat_track(onset_envelope=a.astype(np.float32), sr=int(round(frame_rate * hop)),
-                                           hop_length=hop, start_bpm=float(self.cfg.beat.start_bpm),
-                                           tightness=float(self.cfg.beat.tightness), trim=False, units="frames")
-        return np.unique(t[np.asarray(beats, dtype=int)])
+        frames = BEAT_TRACKERS[str(self.cfg.beat.tracker)](a, frame_rate, self.cfg.beat)
+        return np.unique(t[np.asarray(frames, dtype=int)])
 
     def scores(self, row_out, data):
         from benchmark.metrics import beat_scores
@@ -321,6 +316,23 @@ class BeatHead(Head):
         fr = data["frame_rate"]
         est = [self.track(t, a, fr) for t, a in self.activations(row_out, data)]
         return beat_scores(data["unit_targets"], est)
+
+
+def librosa_dp_beats(a: np.ndarray, frame_rate: float, bcfg) -> np.ndarray:
+    """``beat.tracker=librosa-dp``: frames of the beats librosa's dynamic-programming tracker finds in an
+    activation (``beat.start_bpm``, ``beat.tightness``)."""
+    import librosa
+
+    hop = 512
+    _, beats = librosa.beat.beat_track(onset_envelope=a.astype(np.float32), sr=int(round(frame_rate * hop)),
+                                       hop_length=hop, start_bpm=float(bcfg.start_bpm),
+                                       tightness=float(bcfg.tightness), trim=False, units="frames")
+    return np.asarray(beats, dtype=int)
+
+
+#: activation [frames], frame rate, the ``beat`` config -> beat frames; ``beat.tracker`` picks one (the choices
+#: of benchmark.config.BEAT_TRACKERS)
+BEAT_TRACKERS = {"librosa-dp": librosa_dp_beats}
 
 
 def _rows_by_item(owner: np.ndarray) -> dict[int, np.ndarray]:

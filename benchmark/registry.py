@@ -25,7 +25,10 @@ import importlib
 import os
 from dataclasses import dataclass
 
+from benchmark.representations import ModelError, check_contract
 from tasks.base import unknown_name_message
+
+__all__ = ["DEFAULT_MODEL", "ModelEntry", "ModelError", "list_models", "load_representation", "register_model"]
 
 DEFAULT_MODEL = "mert-mini"  # the small MERT pretrained by this project, shipped in mert/weights/mert-mini
 
@@ -69,10 +72,6 @@ for _n, _hub, _shape in (("mert-v1-95m", "m-a-p/MERT-v1-95M", (24000, 75.0, 13, 
                               *_shape))
 register_model(ModelEntry("mert-mini", "mert", "mert-mini", "the small MERT pretrained in this project",
                           "see config", "see config", "see config", "see config"))
-
-
-class ModelError(ValueError):
-    pass
 
 
 def _shipped_shape(entry: ModelEntry) -> ModelEntry:
@@ -234,17 +233,3 @@ def _load_mert(source: str, name: str):
     except (FileNotFoundError, OSError, ValueError, KeyError) as e:
         raise ModelError(f"--model {name}: cannot load {source!r}: {e}") from None
     return MertRepresentation(model, name, source)
-
-
-REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
-
-
-def check_contract(rep, name: str) -> None:
-    missing = [a for a in REQUIRED if not hasattr(rep, a)]
-    if missing or not callable(rep):
-        raise ModelError(
-            f"--model {name}: the factory's object lacks {missing or ['__call__']}; a representation needs "
-            f"{', '.join(REQUIRED)} and __call__(wav, lengths) -> (layers, frame_lengths)"
-        )
-    if int(rep.num_layers) < 1 or int(rep.dim) < 1 or int(rep.sample_rate) < 1:
-        raise ModelError(f"--model {name}: num_layers, dim and sample_rate must be positive")

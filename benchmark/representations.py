@@ -1,4 +1,6 @@
-"""Representations: the contract, the MERT adapter, handcrafted baselines and user factories.
+"""Representations: the contract (``REQUIRED``, ``check_contract``, ``ModelError``), the MERT adapter and the
+handcrafted baselines. A leaf module: it imports nothing of the benchmark, so every adapter (benchmark.external,
+user factories) and the registry build on it.
 
 A representation maps mono audio at its ``sample_rate`` to every layer's frames::
 
@@ -24,6 +26,25 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+
+REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
+
+
+class ModelError(ValueError):
+    """A representation that cannot be loaded or does not meet the contract (one line for the user)."""
+
+
+def check_contract(rep, name: str) -> None:
+    """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes."""
+    missing = [a for a in REQUIRED if not hasattr(rep, a)]
+    if missing or not callable(rep):
+        raise ModelError(
+            f"--model {name}: the factory's object lacks {missing or ['__call__']}; a representation needs "
+            f"{', '.join(REQUIRED)} and __call__(wav, lengths) -> (layers, frame_lengths)"
+        )
+    if int(rep.num_layers) < 1 or int(rep.dim) < 1 or int(rep.sample_rate) < 1:
+        raise ModelError(f"--model {name}: num_layers, dim and sample_rate must be positive")
+
 
 HANDCRAFTED_VERSION = 1  # bump when a baseline's computation changes (part of its identity)
 HOP = 320

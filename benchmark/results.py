@@ -31,16 +31,111 @@ import math
 import os
 import sys
 import tempfile
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-REQUIRED_KEYS = ("schema", "representation", "task", "data", "config", "config_hash", "environment", "scores",
-                 "selection", "layers", "seeds", "timings", "skipped")
+RESULT_SCHEMA = 1
 
 
-def write_result(path, record: dict) -> None:
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class ResultRecord:
+    """One result file: what ran (representation, task, data, resolved config and its hash, environment), what
+    it scored (scores of the chosen probe, the selection, every (layer, lr) row, seeds) and what it cost.
+
+    The file's JSON is :meth:`to_dict` (top-level keys = these fields; an optional field that is None is left
+    out); :data:`REQUIRED_KEYS` and :func:`json_schema` are derived from the fields, and :func:`result_path` says
+    where it lives. ``grid`` .. ``probe`` are what the probe sweep (benchmark.probes) or the separation probe
+    adds beside the scores."""
+
+    representation: dict[str, Any]   # name, identity, revision, num_layers, dim, sample_rate, frame_rate, pooling
+    task: dict[str, Any]             # name, version, key, type, dataset, metrics, main_score
+    data: dict[str, Any]             # source, source_version, folder, limit, counts, rows (+ items_digest, defaults)
+    config: dict[str, Any]           # the resolved run config (benchmark.config)
+    config_hash: str
+    environment: dict[str, Any]      # python, platform, packages, git_commit
+    scores: dict[str, Any]           # main, main_std, test, test_std, valid_main
+    selection: dict[str, Any]        # layer, lr, by
+    layers: list[dict[str, Any]]     # the best lr of every layer (and the weighted sum)
+    seeds: list[int]
+    timings: dict[str, Any]
+    skipped: list[dict[str, Any]]    # files lost while preparing and extracting, with reasons
+    grid: list[dict[str, Any]] | None = None        # every (layer, lr)
+    epochs_run: list[int] | None = None
+    layer_weights: list[list[float]] | None = None  # the weighted-sum member's softmax weights per seed
+    probe: dict[str, Any] | None = None             # members, seconds
+    created: str = field(default_factory=_now)
+    schema: int = RESULT_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ResultRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def identity_of(record: dict[str, Any]) -> dict[str, Any]:
+    """What, besides the config, a result's ``config_hash`` covers, rebuilt from its record (the inverse of
+    benchmark.runner.plan_task's identity): representation and weights, task and version, data source, its
+    version, ``--limit`` and (for data other than the embedded corpus) the digest of its items."""
+    rep, data = record["representation"], record["data"]
+    return {"representation": rep["name"], "identity": rep["identity"], "task": record["task"]["key"],
+            "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit"),
+            **({"items": data["items_digest"]} if data.get("items_digest") else {})}
+
+
+def representation_section(rep) -> dict[str, Any]:
+    return {"name": rep.name, "identity": rep.identity(), "revision": rep.identity()[:8],
+            "num_layers": int(rep.num_layers), "dim": int(rep.dim), "sample_rate": int(rep.sample_rate),
+            "frame_rate": float(rep.frame_rate), "pooling": getattr(rep, "pooling", "mean")}
+
+
+def task_section(spec) -> dict[str, Any]:
+    return {"name": spec.name, "version": spec.version, "key": spec.key, "type": spec.type, "dataset": spec.dataset,
+            "metrics": list(spec.metrics), "main_score": spec.main_score}
+
+
+#: the keys every result file has: ``schema`` and the fields without a default
+REQUIRED_KEYS = ("schema", *(f.name for f in fields(ResultRecord)
+                             if f.default is MISSING and f.default_factory is MISSING))
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "integer", float: "number"}
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of a result file, derived from :class:`ResultRecord`."""
+    import typing
+
+    hints = typing.get_type_hints(ResultRecord)
+    props = {}
+    for f in fields(ResultRecord):
+        t = hints[f.name]
+        args = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_origin(t) is typing.Union \
+            or type(t).__name__ == "UnionType" else [t]
+        base = typing.get_origin(args[0]) or args[0]
+        props[f.name] = {"type": _JSON_TYPES[base]}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "mert-bench result",
+            "type": "object", "properties": props, "required": list(REQUIRED_KEYS)}
+
+
+def result_path(results_dir, source: str, rep_slug: str, spec) -> Path:
+    """``<results>/runs/<source>/<representation>@<revision>/<task>@v<version>.json``."""
+    return Path(results_dir) / "runs" / source / rep_slug / f"{spec.name}@v{spec.version}.json"
+
+
+def write_result(path, record: "dict | ResultRecord") -> None:
     from tasks.format import atomic_write_text
 
+    if isinstance(record, ResultRecord):
+        record = record.to_dict()
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise ValueError(f"result record lacks {missing}")

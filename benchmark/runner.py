@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULT_SCHEMA = 1
 OVERWRITE = ("never", "only-missing", "always")
 
 
@@ -179,7 +178,9 @@ def rep_slug(rep) -> str:
 
 
 def result_path(results_dir, source: str, rep, spec) -> Path:
-    return Path(results_dir) / "runs" / source / rep_slug(rep) / f"{spec.name}@v{spec.version}.json"
+    from benchmark.results import result_path as path_of
+
+    return path_of(results_dir, source, rep_slug(rep), spec)
 
 
 def environment() -> dict[str, Any]:
@@ -310,7 +311,7 @@ def resolved_config(spec, rep, opts: RunOptions, data_kind: str | None = None):
     from benchmark.features import resolve_precision
 
     # "auto" -> what this run uses on its device ("fp32" on the CPU): the result records it, and fp32 leaves the
-    # config hash as it was before features.precision existed (benchmark.config._HASH_NEUTRAL)
+    # config hash as it was before features.precision existed (its field declares fp32 hash-neutral)
     cfg.features.precision = resolve_precision(cfg.features.precision, cfg.features.device, rep)
     return cfg
 
@@ -388,13 +389,10 @@ def warn(msg: str) -> None:
 
 def _same_task_config(old: dict, plan: TaskPlan) -> bool:
     from benchmark.config import task_config_hash
+    from benchmark.results import identity_of
 
     try:
-        rep, data = old["representation"], old["data"]
-        identity = {"representation": rep["name"], "identity": rep["identity"], "task": old["task"]["key"],
-                    "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit"),
-                    **({"items": data["items_digest"]} if data.get("items_digest") else {})}
-        return task_config_hash({"config": old["config"], **identity}, plan.spec.type) == \
+        return task_config_hash({"config": old["config"], **identity_of(old)}, plan.spec.type) == \
             task_config_hash({"config": plan.cfg_d, **plan.identity}, plan.spec.type)
     except (KeyError, TypeError):
         return False
@@ -443,33 +441,25 @@ def run_task(spec, rep, opts: RunOptions, log, plan: TaskPlan | None = None, ext
     else:
         probe = run_probes(spec, labels, feats, cfg, rep, log)
     probe_s = time.time() - tp
-    record = {
-        "schema": RESULT_SCHEMA,
-        "representation": {"name": rep.name, "identity": rep.identity(), "revision": rep.identity()[:8],
-                           "num_layers": int(rep.num_layers), "dim": int(rep.dim),
-                           "sample_rate": int(rep.sample_rate), "frame_rate": float(rep.frame_rate),
-                           "pooling": getattr(rep, "pooling", "mean")},
-        "task": {"name": spec.name, "version": spec.version, "key": spec.key, "type": spec.type,
-                 "dataset": spec.dataset, "metrics": list(spec.metrics), "main_score": spec.main_score},
-        "data": {"source": source, "source_version": meta.get("source_version"), "folder": str(folder),
-                 "limit": opts.limit, "counts": {s: len(feats[s].items) for s in feats},
-                 "rows": {s: int(feats[s].x.shape[0]) for s in feats},
-                 **({"items_digest": identity["items"]} if "items" in identity else {}),
-                 **({"defaults": plan.data_defaults} if opts.data == "prepared" else {})},
-        "config": cfg_d,
-        "config_hash": chash,
-        "environment": environment(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **probe,
+    from benchmark.results import ResultRecord, representation_section, task_section
+
+    result = ResultRecord(
+        representation=representation_section(rep), task=task_section(spec),
+        data={"source": source, "source_version": meta.get("source_version"), "folder": str(folder),
+              "limit": opts.limit, "counts": {s: len(feats[s].items) for s in feats},
+              "rows": {s: int(feats[s].x.shape[0]) for s in feats},
+              **({"items_digest": identity["items"]} if "items" in identity else {}),
+              **({"defaults": plan.data_defaults} if opts.data == "prepared" else {})},
+        config=cfg_d, config_hash=chash, environment=environment(), **probe,
         # files lost while preparing the real data (missing, unreadable, unlabelled) and while extracting
-        "skipped": [{"id": d.get("name"), "split": d.get("split"), "reason": d.get("reason"), "stage": "prepare"}
-                    for d in meta.get("skipped") or []]
-                   + [dict(d, split=s, stage="extract") for s in feats for d in feats[s].skipped],
-        "timings": {"extract_s": round(extract_s, 3), "probe_s": round(probe_s, 3),
-                    "total_s": round(time.time() - t0, 3),
-                    "model_calls": calls,
-                    **({"world_size": int(extracted["world_size"])} if extracted is not None else {})},
-    }
+        skipped=[{"id": d.get("name"), "split": d.get("split"), "reason": d.get("reason"), "stage": "prepare"}
+                 for d in meta.get("skipped") or []]
+        + [dict(d, split=s, stage="extract") for s in feats for d in feats[s].skipped],
+        timings={"extract_s": round(extract_s, 3), "probe_s": round(probe_s, 3), "total_s": round(time.time() - t0, 3),
+                 "model_calls": calls,
+                 **({"world_size": int(extracted["world_size"])} if extracted is not None else {})},
+    )
+    record = result.to_dict()
     check_record(record, path)
     if write:
         save_result(path, record, opts.results_dir)

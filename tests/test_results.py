@@ -81,3 +81,32 @@ def test_two_concurrent_writers_leave_both_rows(tmp_path):
     assert all(r["n_tasks"] == "3" for r in rows)
     assert not list(tmp_path.glob(".*.tmp"))
     json.loads(next(tmp_path.glob("runs/**/*.json")).read_text())
+
+
+def test_every_committed_result_fits_the_record_type_and_recomputes_to_its_hash():
+    """The record type's schema holds for every committed result, and each result's config_hash is what
+    benchmark.config computes from its config and identity today (and from the config a run resolves today,
+    which no longer has the retired probe.eval_batch_rows): no migration has moved a committed result."""
+    import copy
+
+    from benchmark.config import RETIRED, config_hash
+    from benchmark.results import ResultRecord, identity_of, json_schema, load_results
+
+    repo_results = Path(__file__).resolve().parent.parent / "results"
+    results = load_results(repo_results)
+    assert len(results) >= 70
+    schema = json_schema()
+    py = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float)}
+    for r in results:
+        r = {k: v for k, v in r.items() if k != "_path"}
+        assert all(k in r for k in schema["required"])
+        for k, prop in schema["properties"].items():
+            if k in r:
+                assert isinstance(r[k], py[prop["type"]]), (k, r[k])
+        assert ResultRecord.from_dict(r).to_dict() == r
+        assert config_hash({"config": r["config"], **identity_of(r)}) == r["config_hash"]
+        today = copy.deepcopy(r["config"])
+        for section, keys in RETIRED.items():
+            for k in keys:
+                today[section].pop(k)
+        assert config_hash({"config": today, **identity_of(r)}) == r["config_hash"]
