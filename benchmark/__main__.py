@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.features import ExtractionError
         from benchmark.registry import ModelError
         from benchmark.results import ResultError
-        from benchmark.runner import RunError
+        from benchmark.errors import RunError
         from tasks.format import FormatError
 
         if isinstance(e, (ConfigError, ExtractionError, ModelError, RunError, ResultError, FormatError, KeyError,

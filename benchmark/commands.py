@@ -6,7 +6,7 @@ import sys
 
 
 def _options(args, **extra):
-    from benchmark.runner import RunOptions
+    from benchmark.pipeline import RunOptions
 
     return RunOptions(
         model=args.model, tasks=args.task or [], data=args.data, size=args.size, data_dir=args.data_dir,
@@ -34,30 +34,50 @@ def _need_task(args) -> None:
         raise SystemExit("error: --task NAME is required (or --task all); see `python -m benchmark list-tasks`")
 
 
-def cmd_run(args) -> int:
-    from benchmark.runner import print_table, run
+def driver():
+    """The driver for this process: torchrun's (RANK / WORLD_SIZE / LOCAL_RANK set) or the single-process one.
+    Both run the same pipeline (benchmark/pipeline.py)."""
+    from benchmark import distributed
 
+    if distributed.launched():
+        return distributed.run
+    from benchmark.runner import run
+
+    return run
+
+
+def cmd_run(args) -> int:
     _need_task(args)
-    results = run(_options(args))
-    print_table(results)
+    print_table(driver()(_options(args)))
     return 0
 
 
 def cmd_probe(args) -> int:
-    from benchmark.runner import print_table, run
-
     _need_task(args)
-    print_table(run(_options(args, cached_only=True)))
+    print_table(driver()(_options(args, cached_only=True)))
     return 0
 
 
 def cmd_extract(args) -> int:
-    from benchmark.runner import run
-
     _need_task(args)
-    for r in run(_options(args, extract_only=True)):
+    for r in driver()(_options(args, extract_only=True)):
         print(json.dumps(r))
     return 0
+
+
+def print_table(results: list[dict], file=None) -> None:
+    if not results:  # a torchrun rank other than 0 (rank 0 prints the table)
+        return
+    file = file or sys.stdout  # looked up at call time (sys.stdout may be replaced, e.g. by pytest)
+    rows = [("task", "data", "model", "main", "+-", "layer", "lr", "time_s")]
+    for r in results:
+        rows.append((r["task"]["name"], r["data"]["source"], r["representation"]["name"],
+                     f"{r['scores']['main']:.4f}", f"{r['scores'].get('main_std', 0):.4f}",
+                     str(r["selection"]["layer"]), f"{r['selection']['lr']:g}",
+                     f"{r['timings']['total_s']:.1f}"))
+    widths = [max(len(str(x[i])) for x in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)), file=file)
 
 
 def cmd_list_tasks(args) -> int:
@@ -100,8 +120,8 @@ def cmd_list_models(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    from benchmark.errors import RunError
     from benchmark.results import write_leaderboards
-    from benchmark.runner import RunError
 
     try:
         path = write_leaderboards(args.results_dir, plots=not args.no_plots)
@@ -114,7 +134,7 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from benchmark.runner import resolve_tasks
+    from benchmark.pipeline import resolve_tasks
 
     _need_task(args)
     # `prepare --task key --data-dir DIR` means the real dataset in DIR (issue 5); without a folder, the
@@ -130,7 +150,8 @@ def cmd_prepare(args) -> int:
 
             if args.download:
                 real.download(spec.name, args.data_dir)
-            from benchmark.runner import RunOptions, real_prepared_folder
+            from benchmark.data import real_prepared_folder
+            from benchmark.pipeline import RunOptions
 
             ropts = RunOptions(model="", tasks=[spec.name], data="real", data_dir=args.data_dir,
                                data_options=data_options(args))
@@ -142,7 +163,7 @@ def cmd_prepare(args) -> int:
 
 def cmd_validate(args) -> int:
     import tasks.real as real
-    from benchmark.runner import resolve_tasks
+    from benchmark.pipeline import resolve_tasks
 
     _need_task(args)
     ok = True

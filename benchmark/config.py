@@ -47,7 +47,8 @@ class Check:
 
     def describe(self) -> str:
         if self.choices:
-            return "one of " + ", ".join(map(str, self.choices))
+            names = [str(c) for c in self.choices]
+            return "one of " + (", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0])
         if self.lo is not None and self.hi is not None:
             return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
         if self.lo is not None:

@@ -171,8 +171,30 @@ class _RankLog:
         return getattr(self.log, name)
 
 
+def _task(plan, rep, opts, log, extracted: dict, write: bool = True) -> dict:
+    """The pipeline's steps after the shared extraction: the features (all in the cache now), the probes and the
+    record, reporting the ranks' extraction (``extracted``: model_calls, extract_s, world_size) instead of the
+    cache load; written only where ``write`` (rank 0)."""
+    from benchmark.pipeline import announce, extract_task, extraction_summary, finish_task, probe_task
+
+    started = time.time()
+    announce(plan, rep, log)
+    feats, loaded = extract_task(plan, rep, opts, log)
+    timing = {"extract_s": float(extracted["extract_s"]),
+              "model_calls": loaded["model_calls"] + int(extracted["model_calls"]),
+              "world_size": int(extracted["world_size"])}
+    if opts.extract_only:
+        return extraction_summary(plan, feats, timing)
+    return finish_task(plan, probe_task(plan, rep, log, feats, timing, started), opts, log, write=write)
+
+
 def run(opts, rep=None) -> list[dict]:
-    """``benchmark.runner.run`` under torchrun: the records on rank 0, [] on the other ranks."""
+    """The torchrun driver of ``python -m benchmark run``: the records on rank 0, [] on the other ranks. Checks
+    what can be checked before any work, as the single-process driver (benchmark/runner.py) does."""
+    from benchmark.pipeline import check_folders, check_options
+
+    check_options(opts)
+    check_folders(opts)
     ctx = init(opts)
     out = _run(ctx, opts, rep)
     # only reached without an error: a failing rank exits and torchrun stops the others; waiting for it here
@@ -184,7 +206,7 @@ def run(opts, rep=None) -> list[dict]:
 def _run(ctx: Context, opts, rep) -> list[dict]:
     from benchmark.features import ExtractionError, _Runner, extract_shard, split_cache
     from benchmark.logging import RunLogger
-    from benchmark.runner import existing_result, load_rep, plan_task, resolve_tasks, run_task
+    from benchmark.pipeline import existing_result, load_rep, plan_task, resolve_tasks
 
     rank, world = ctx.rank, ctx.world
     base = RunLogger(quiet=opts.quiet, use_wandb=opts.wandb and rank == 0)
@@ -284,7 +306,7 @@ def _run(ctx: Context, opts, rep) -> list[dict]:
         if opts.extract_only:
             if rank != 0:
                 return []
-            return [run_task(plans[i].spec, rep, opts, log, plan=plans[i], extracted=extracted[i]) for i in todo]
+            return [_task(plans[i], rep, opts, log, extracted[i]) for i in todo]
         visible = all(sc.shard_path(s).exists() for sc in caches.values() for s in range(sc.n_shards))
         shared = all(ctx.all_gather(visible))
         if len(todo) > 1 and shared:
@@ -298,16 +320,15 @@ def _run(ctx: Context, opts, rep) -> list[dict]:
         for i in todo:
             if prober[i] == rank:
                 ex = extracted.get(i) or {"model_calls": 0, "extract_s": 0.0, "world_size": world}
-                done[i] = run_task(plans[i].spec, rep, opts_probe, log, plan=plans[i], extracted=ex,
-                                   write=rank == 0)
+                done[i] = _task(plans[i], rep, opts_probe, log, ex, write=rank == 0)
         if len(todo) > 1 and shared and world > 1:
             log("probes: " + ", ".join(f"{plans[i].spec.name} on rank {prober[i]}" for i in todo)
                 if rank == 0 else f"probed {', '.join(plans[i].spec.name for i in done) or 'nothing'}")
         records = ctx.gather(done if rank != 0 else {})
         if rank != 0:
             return []
+        from benchmark.pipeline import save_result
         from benchmark.results import write_leaderboards
-        from benchmark.runner import save_result
 
         for other in records[1:]:
             for i, rec in other.items():

@@ -227,7 +227,7 @@ def _forward_rows(model, std, x: np.ndarray, device, max_elems: int = 1 << 25, p
     """All rows of x through every member in chunks -> [M, R, C] float32 (cpu)."""
     import torch
 
-    from benchmark.features import autocast
+    from benchmark.precision import autocast
 
     width = max(model.params["W1"].shape[1], model.params["W1"].shape[2])
     chunk = max(64, max_elems // max(1, model.M * width))
@@ -313,11 +313,11 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
     ``precision``: "fp32" or "bf16" (autocast of the forward passes; see the module doc)."""
     import torch
 
-    from benchmark.features import autocast
+    from benchmark.precision import autocast
 
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"train_sweep: precision {precision!r}; use 'fp32' or 'bf16' (resolve features.precision "
-                         "with benchmark.features.resolve_precision)")
+                         "with benchmark.precision.resolve_precision)")
 
     t0 = time.time()
     members = make_members(layers, list(pcfg.lrs), bool(pcfg.weighted_sum))

@@ -58,6 +58,7 @@ class Handcrafted:
     frame_rate = SAMPLE_RATE / HOP
     num_layers = 1
     pooling = "mean_std"
+    autocast = False  # never under bf16 autocast (benchmark.precision.autocasts): logs of small magnitudes
     config_overrides: dict[str, Any] = {}
     dim: int
     name: str

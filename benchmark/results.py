@@ -84,7 +84,7 @@ class ResultRecord:
 
 def identity_of(record: dict[str, Any]) -> dict[str, Any]:
     """What, besides the config, a result's ``config_hash`` covers, rebuilt from its record (the inverse of
-    benchmark.runner.plan_task's identity): representation and weights, task and version, data source, its
+    benchmark.pipeline.plan_task's identity): representation and weights, task and version, data source, its
     version, ``--limit`` and (for data other than the embedded corpus) the digest of its items."""
     rep, data = record["representation"], record["data"]
     return {"representation": rep["name"], "identity": rep["identity"], "task": record["task"]["key"],

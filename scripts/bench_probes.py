@@ -233,7 +233,7 @@ def measure_cached(args, variants) -> dict:
     from benchmark.config import resolve_config
     from benchmark.features import extract_split
     from benchmark.registry import load_representation
-    from benchmark.runner import RunOptions, plan_task, probe_inputs
+    from benchmark.pipeline import RunOptions, plan_task, probe_inputs
     from tasks import get_task
 
     spec = get_task(args.cached_task)

@@ -61,12 +61,13 @@ PER_RANK_CACHE = """
 import os
 import sys
 
-from benchmark.runner import RunOptions, print_table, run
+from benchmark.commands import driver, print_table
+from benchmark.pipeline import RunOptions
 
 # every rank has its own cache folder, as machines without a shared file system would
 rank = int(os.environ["RANK"])
 home, cache, results = sys.argv[1:4]
-out = run(RunOptions(model="mfcc", tasks=["key"], size="tiny", data_dir=home, cache_dir=f"{cache}/rank{rank}",
+out = driver()(RunOptions(model="mfcc", tasks=["key"], size="tiny", data_dir=home, cache_dir=f"{cache}/rank{rank}",
                      results_dir=results, grid="fast", progress=False,
                      overrides=["features.shard_items=4", "probe.max_epochs=3"]))
 assert (out != []) == (rank == 0), out

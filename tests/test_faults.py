@@ -202,12 +202,12 @@ def test_disk_full_at_the_result_write_keeps_the_record_and_the_next_run_uses_it
     record = json.loads(kept.read_text())
     monkeypatch.undo()  # space freed
     monkeypatch.setenv("MERT_BENCH_HOME", str(home))
-    import benchmark.runner as runner
+    import benchmark.pipeline as pipeline
 
     def no_probe(*a, **k):
         raise AssertionError("the kept record should have been used, not a new probe")
 
-    monkeypatch.setattr(runner, "run_probes", no_probe)
+    monkeypatch.setattr(pipeline, "run_probes", no_probe)
     assert main(_args(data, tmp_path)) == 0
     (path,) = _results(tmp_path)
     assert json.loads(path.read_text()) == record and not kept.exists()

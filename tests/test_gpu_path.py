@@ -44,8 +44,10 @@ def _resolved(spec, rep=None, overrides=()):
 
 
 def _without_new_keys(d):
+    """The config as results written before features.precision and probe.prune* existed hold it (with
+    probe.eval_batch_rows, retired since: benchmark.config.RETIRED)."""
     return {**d, "features": {k: v for k, v in d["features"].items() if k != "precision"},
-            "probe": {k: v for k, v in d["probe"].items() if not k.startswith("prune")}}
+            "probe": {**{k: v for k, v in d["probe"].items() if not k.startswith("prune")}, "eval_batch_rows": 8192}}
 
 
 @pytest.fixture
@@ -227,7 +229,8 @@ def test_probe_sweep_in_bf16_matches_fp32(monkeypatch):
 
 def test_run_records_the_resolved_precision(genre_dir, mert_rep, tmp_path):
     """The runner: "auto" becomes "fp32" on the CPU (hash as before the key), bf16 its own hash and result."""
-    from benchmark.runner import RunOptions, plan_task, run
+    from benchmark.pipeline import plan_task
+    from benchmark.runner import RunOptions, run
 
     spec = get_task("genre")
     base = dict(model="mini-random", tasks=["genre"], data="prepared", data_dir=str(genre_dir),

@@ -54,7 +54,7 @@ def test_won_split_runs_into_its_own_table(tmp_path, monkeypatch):
     board = (tmp_path / "results" / "leaderboard.csv").read_text()
     assert "real-split=won,mfcc" in board
     # the default option spelled out is the default table
-    from benchmark.runner import real_options_suffix
+    from benchmark.data import real_options_suffix
     from tasks import get_task
 
     assert real_options_suffix(get_task("tagging"), _opts(tmp_path, "tagging", root,
