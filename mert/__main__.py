@@ -1,4 +1,9 @@
-"""python -m mert {info, labels, pretrain, export}: argument parsing only; each command lives in its module."""
+"""python -m mert {info, labels, pretrain, export}: argument parsing only; each command lives in its module.
+
+Each command catches the errors that mean bad input (mert.checkpoints.CheckpointError, mert.config.ConfigError,
+missing files ...) and prints them as one ``error: ...`` line naming the file or key; nothing here catches
+more, so any other exception is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import argparse

@@ -1,21 +1,54 @@
 """Audio input: decoding with soundfile, mono mixdown, resampling with torchaudio, and input checks.
 
 Shared by the encoder, the pretraining data pipeline, the benchmark and the task readers, so that every
-path treats bad audio the same way: a ValueError naming the file and what is wrong.
+path treats bad audio the same way: a ValueError naming the file and what is wrong (for a missing file also a
+FileNotFoundError). Silent audio (peak below ``SILENCE_PEAK``) is usable but almost always a mistake (a
+muted export, a wrong channel, an excerpt past the music): it gives a :class:`SilentAudioWarning` naming the
+file, which callers with their own rule for silence turn off with ``warn_silent=False``.
 """
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from functools import lru_cache
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
+SILENCE_PEAK = 1e-4  # |sample| below this everywhere: -80 dBFS, silence or dither
+
 
 class AudioError(ValueError):
     """Audio that cannot be used: unreadable, empty, silent where sound is required, or non-finite."""
+
+
+class AudioFileNotFoundError(AudioError, FileNotFoundError):
+    """The audio file does not exist: both an AudioError (a ValueError) and a FileNotFoundError, so callers
+    that skip either keep skipping it."""
+
+
+class SilentAudioWarning(UserWarning):
+    """Audio whose peak is below ``SILENCE_PEAK``: the features of silence describe nothing."""
+
+
+def _check_exists(path) -> None:
+    if not os.path.exists(path):
+        raise AudioFileNotFoundError(f"{path}: file does not exist")
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: a folder, not an audio file")
+
+
+def warn_if_silent(wav: np.ndarray, name: str, where: str = "", stacklevel: int = 2) -> bool:
+    """Warn (:class:`SilentAudioWarning`, naming ``name`` and the excerpt ``where``) when the peak of ``wav`` is
+    below SILENCE_PEAK; returns whether it was silent."""
+    peak = float(np.abs(wav).max()) if np.size(wav) else 0.0
+    if peak < SILENCE_PEAK:
+        warnings.warn(SilentAudioWarning(f"{name}: silent audio{where} (peak {peak:.1e} < {SILENCE_PEAK:g}); "
+                                         "its features describe silence"), stacklevel=stacklevel + 1)
+        return True
+    return False
 
 
 def read_audio(
@@ -23,15 +56,20 @@ def read_audio(
     sample_rate: int | None = None,
     start: float | None = None,
     end: float | None = None,
+    warn_silent: bool = True,
 ) -> np.ndarray:
     """Decode ``path`` (anything libsndfile reads: wav, flac, ogg, mp3) to float32 mono.
 
     ``start`` / ``end`` (seconds) select an excerpt without decoding the rest of the file. When
     ``sample_rate`` is given the audio is resampled to it. Raises :class:`AudioError` naming the file when it
-    cannot be decoded, is empty, or holds NaN/inf.
+    does not exist (:class:`AudioFileNotFoundError`, also a FileNotFoundError), cannot be decoded, is empty,
+    or holds NaN/inf. Silent audio (the excerpt's peak below ``SILENCE_PEAK``) gives a
+    :class:`SilentAudioWarning` naming the file unless ``warn_silent=False`` (for callers that skip or
+    expect silence by their own rule).
     """
     import soundfile as sf
 
+    _check_exists(path)
     try:
         with sf.SoundFile(str(path)) as f:
             sr = f.samplerate
@@ -47,6 +85,8 @@ def read_audio(
         raise AudioError(f"{path}: no audio samples" + (f" in [{start}, {end}] s" if start or end else ""))
     if not np.isfinite(wav).all():
         raise AudioError(f"{path}: audio contains NaN or inf samples")
+    if warn_silent:
+        warn_if_silent(wav, str(path), f" in [{start or 0.0}, {end}] s" if start or end else "")
     if sample_rate is not None and sr != sample_rate:
         wav = resample(wav, sr, sample_rate)
     return wav
@@ -56,6 +96,7 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     """(sample rate, frames, channels) from the header, without decoding."""
     import soundfile as sf
 
+    _check_exists(path)
     try:
         i = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError, OSError) as e:

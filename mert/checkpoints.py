@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -154,8 +153,11 @@ def _parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
         m = re.fullmatch(r"(\[.*\])\s*(?:\*\s*(\d+))?", term, flags=re.S)
         if not m:
             raise CheckpointError(f"cannot parse conv_feature_layers term {term!r} in {spec!r}")
-        part = ast.literal_eval(m.group(1))
-        layers.extend([tuple(x) for x in part] * int(m.group(2) or 1))
+        try:
+            part = [tuple(int(v) for v in x) for x in ast.literal_eval(m.group(1))]
+        except (ValueError, SyntaxError, TypeError):
+            raise CheckpointError(f"cannot parse conv_feature_layers term {term!r} in {spec!r}") from None
+        layers.extend(part * int(m.group(2) or 1))
     return layers
 
 
@@ -194,21 +196,70 @@ def config_from_fairseq(cfg: dict, source: str = "checkpoint"):
 
 
 # ================================================================================================ loading
+_EXPECTED = ("expected a .pt file saved by mert.checkpoints.save_checkpoint, a fairseq checkpoint, a .safetensors "
+             "file with its mert_config, or a Hugging Face-layout folder (config.json + weights)")
+
+
+def _file_kind(path: Path) -> tuple[str, str]:
+    """(kind, description) from the first bytes: "zip" (torch.save's format), "pickle" (torch's legacy
+    format, fairseq), "safetensors", or "other" / "empty" (then the description says what the file looks like)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "empty", "the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip", "a zip archive"
+    if head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle", "a Python pickle"
+    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: 8-byte header length, then the JSON header
+        return "safetensors", "a safetensors file"
+    try:
+        text = head.decode("utf-8")
+        if all(c.isprintable() or c.isspace() for c in text):
+            return "other", "the file holds text"
+    except UnicodeDecodeError:
+        pass
+    return "other", "its first bytes are neither a zip archive nor a pickle, so torch.save did not write it"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _read_state_file(path: Path) -> dict:
+    """A weights file of a Hugging Face-layout folder; CheckpointError naming it when it cannot be read."""
+    import pickle
+
     import torch
 
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except PermissionError as e:
+            raise CheckpointError(f"{path}: cannot open the weights file ({e})") from None
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path}: damaged weights file, it cannot be read ({_first_line(e)})") from None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except PermissionError as e:
+        raise CheckpointError(f"{path}: cannot open the weights file ({e})") from None
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, KeyError) as e:
+        raise CheckpointError(f"{path}: damaged weights file, it cannot be read ({_first_line(e)})") from None
 
 
 def _read_hf_weights(folder: Path) -> dict:
     for name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = folder / name
         if index.exists():
-            weight_map = json.loads(index.read_text())["weight_map"]
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise CheckpointError(f"{index}: not a weights index (a JSON object with a weight_map): "
+                                      f"{_first_line(e)}") from None
             sd = {}
             for shard in sorted(set(weight_map.values())):
                 sd.update(_read_state_file(folder / shard))
@@ -274,8 +325,12 @@ def _load_hf_folder(folder: Path):
 
     cfg_path = folder / "config.json"
     if not cfg_path.exists():
+        hint = ""
+        if any(folder.glob("checkpoint-*.pt")) or any(folder.glob("checkpoints/checkpoint-*.pt")):
+            hint = (f"; this is a `python -m mert pretrain` run folder: write its encoder with "
+                    f"`python -m mert export {folder} OUT` and load OUT")
         raise CheckpointError(f"{folder}: no config.json (a Hugging Face-layout folder needs config.json + "
-                              f"{' or '.join(_WEIGHT_FILES)})")
+                              f"{' or '.join(_WEIGHT_FILES)}){hint}")
     cfg = MertConfig.from_json(cfg_path)
     sd, ignored = _split_encoder_keys(_read_hf_weights(folder), str(folder))
     if ignored:
@@ -284,6 +339,8 @@ def _load_hf_folder(folder: Path):
 
 
 def _load_file(path: Path):
+    import pickle
+
     import torch
 
     from mert.config import MertConfig
@@ -298,16 +355,34 @@ def _load_file(path: Path):
                                   "config.json (Hugging Face layout)")
         cfg = MertConfig.from_dict(json.loads(meta["mert_config"]), source=str(path))
         return _build_and_load(cfg, _read_state_file(path), str(path), names=meta.get("names", "ours"))
+    kind, what = _file_kind(path)
+    if kind in ("empty", "other", "safetensors"):
+        if kind == "safetensors":
+            what = "a safetensors file without the .safetensors extension"
+        raise CheckpointError(f"{path}: not a MERT checkpoint ({what}; {_EXPECTED})")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # fairseq checkpoints pickle omegaconf / argparse objects
-        if "weights_only" not in str(e) and "Unsupported global" not in str(e):
-            raise CheckpointError(f"{path}: cannot read checkpoint ({e})") from None
+    except Exception as e:  # torch.load's errors have no common base; this wraps that one call
+        if "Unsupported global" not in str(e):
+            if kind == "zip":  # a torch archive that does not read: cut short or corrupt
+                raise CheckpointError(f"{path}: damaged checkpoint, it cannot be read (truncated or corrupt: "
+                                      f"{_first_line(e)})") from None
+            raise CheckpointError(f"{path}: not a MERT checkpoint ({what} that torch cannot load: "
+                                  f"{_first_line(e)}; {_EXPECTED})") from None
+        # fairseq checkpoints (and pretraining ones) pickle omegaconf / argparse / numpy objects
         log.warning("%s holds pickled Python objects (fairseq config); loading it with full unpickling - "
                     "only load checkpoint files you trust", path)
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+        try:
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+        except (pickle.UnpicklingError, EOFError, RuntimeError, ImportError, AttributeError) as e:
+            raise CheckpointError(f"{path}: cannot unpickle the checkpoint ({_first_line(e)}); a fairseq "
+                                  "checkpoint may need the package whose objects it pickled") from None
     if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
+        raise CheckpointError(f"{path}: not a MERT checkpoint (it holds a {type(ckpt).__name__}, not a dict; "
+                              f"{_EXPECTED})")
+    if "encoder_config" in ckpt and "model" in ckpt and "format" not in ckpt:
+        raise CheckpointError(f"{path}: a `python -m mert pretrain` checkpoint (update {ckpt.get('step')}); write "
+                              f"its encoder with `python -m mert export {path} OUT` and load OUT")
     if ckpt.get("format") == FORMAT_TAG:
         cfg = MertConfig.from_dict(ckpt["config"], source=f"{path} [config]")
         return _build_and_load(cfg, ckpt["model"], str(path), names="ours")
@@ -400,6 +475,8 @@ def resolve_source(source) -> tuple[str, Path | str]:
     if s.lower() in HUB_ALIASES:
         return "hub", HUB_ALIASES[s.lower()]
     if re.fullmatch(r"[\w.-]+/[\w.-]+", s) and not s.startswith((".", "/")):
+        if os.path.isdir(s.split("/")[0]):  # "runs/model" with a local runs/ folder: a local path, mistyped
+            raise CheckpointError(f"{s}: no such file or folder (in the local folder {s.split('/')[0]}/)")
         return "hub", s
     raise CheckpointError(f"{s}: no such file or folder, and not a hub id (owner/name), a short name "
                           f"({', '.join(HUB_ALIASES)}) or a packaged model ({', '.join(PACKAGED)})")
@@ -409,7 +486,13 @@ def load_model(source, revision: str | None = None, cache_dir: str | None = None
     """Load a MERT encoder (in eval mode) from a folder, a file, a hub id or "mert-mini" (see module doc)."""
     kind, where = resolve_source(source)
     if kind == "hub":
-        where = _download_hub(str(where), revision, cache_dir)
+        try:
+            where = _download_hub(str(where), revision, cache_dir)
+        except CheckpointError as e:
+            if str(source).lower() in HUB_ALIASES:
+                raise
+            # "runs/model" is a hub id by its form, but may well be a mistyped local path
+            raise CheckpointError(f"{e} (and there is no local file or folder {str(source)!r})") from None
         kind = "folder"
     model = _load_hf_folder(Path(where)) if kind == "folder" else _load_file(Path(where))
     model.source = str(source)
@@ -418,7 +501,23 @@ def load_model(source, revision: str | None = None, cache_dir: str | None = None
 
 # ================================================================================================ saving
 def _atomic_replace(tmp: Path, final: Path) -> None:
-    os.replace(tmp, final)
+    """The written ``tmp`` -> ``final``: the umask's permissions, flushed to disk, renamed (mert.fsutil)."""
+    from mert.fsutil import finish_atomic_write
+
+    finish_atomic_write(tmp, final)
+
+
+def _write_atomically(final: Path, write) -> None:
+    """``write(tmp_path)`` then :func:`_atomic_replace`; the temporary file goes away if writing fails."""
+    from mert.fsutil import temporary_path
+
+    tmp = temporary_path(final)
+    try:
+        write(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _atomic_replace(tmp, final)
 
 
 def save_model(model, folder, safe_serialization: bool = True) -> Path:
@@ -438,15 +537,9 @@ def save_model(model, folder, safe_serialization: bool = True) -> Path:
                     "its outputs; mert.load_model will")
     sd = {k: v.detach().to("cpu").contiguous() for k, v in ours_to_hf(model.state_dict()).items()}
     hf_cfg = cfg.to_hf_dict()
-    with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".tmp", delete=False) as f:
-        tmp_w = Path(f.name)
-    save_file(sd, str(tmp_w), metadata={"format": "pt"})
-    _atomic_replace(tmp_w, folder / "model.safetensors")
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-        json.dump(hf_cfg, f, indent=2, sort_keys=True)
-        f.write("\n")
-        tmp_c = Path(f.name)
-    _atomic_replace(tmp_c, folder / "config.json")
+    _write_atomically(folder / "model.safetensors", lambda tmp: save_file(sd, str(tmp), metadata={"format": "pt"}))
+    _write_atomically(folder / "config.json",
+                      lambda tmp: tmp.write_text(json.dumps(hf_cfg, indent=2, sort_keys=True) + "\n"))
     return folder
 
 
@@ -459,8 +552,5 @@ def save_checkpoint(model, path, **extra) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {"format": FORMAT_TAG, "config": model.config.to_dict(),
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, suffix=".tmp", delete=False) as f:
-        tmp = Path(f.name)
-    torch.save(ckpt, str(tmp))
-    _atomic_replace(tmp, path)
+    _write_atomically(path, lambda tmp: torch.save(ckpt, str(tmp)))
     return path

@@ -30,6 +30,12 @@ import math
 import os
 from dataclasses import dataclass, field, fields
 
+
+class ConfigError(ValueError):
+    """An encoder config that cannot be used (unknown keys, invalid values, an unreadable config.json, an
+    unknown preset): the message names its source and what is wrong."""
+
+
 # HubertConfig keys we read and write (HF name -> our field name)
 _HF_TO_OURS = {
     "hidden_size": "hidden_size",
@@ -173,7 +179,7 @@ class MertConfig:
         if self.sample_rate <= 0 or self.num_hidden_layers < 1:
             errors.append("sample_rate and num_hidden_layers must be positive")
         if errors:
-            raise ValueError("invalid MertConfig: " + "; ".join(errors))
+            raise ConfigError("invalid MertConfig: " + "; ".join(errors))
 
     # ---------------------------------------------------------------- our own format
     def to_dict(self) -> dict:
@@ -188,8 +194,13 @@ class MertConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown MertConfig keys {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
+            raise ConfigError(f"{source}: unknown MertConfig keys {unknown}; known keys are {sorted(known)}")
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        except TypeError as e:  # a value of the wrong type
+            raise ConfigError(f"{source}: invalid MertConfig value ({e})") from None
 
     def replace(self, **changes) -> "MertConfig":
         return dataclasses.replace(self, **changes)
@@ -226,17 +237,22 @@ class MertConfig:
         if "sample_rate" not in kw:
             kw["sample_rate"] = 16000
         if d.get("conv_pos_batch_norm"):
-            raise ValueError(f"{source}: conv_pos_batch_norm=true (a BatchNorm positional conv) is not a MERT layout")
+            raise ConfigError(f"{source}: conv_pos_batch_norm=true (a BatchNorm positional conv) is not a MERT layout")
         try:
             return cls(**kw)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{source}: {e}") from None
+            raise ConfigError(f"{source}: {e}") from None
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "MertConfig":
         """A json file in either format: HF (has ``model_type`` or ``do_stable_layer_norm``) or ours."""
         with open(path) as f:
-            d = json.load(f)
+            try:
+                d = json.load(f)
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+                raise ConfigError(f"{path}: not valid JSON ({e}); a config.json must hold one JSON object") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: expected a JSON object of config keys, got {type(d).__name__}")
         if "model_type" in d or "architectures" in d or "do_stable_layer_norm" in d:
             return cls.from_hf_dict(d, source=str(path))
         return cls.from_dict(d, source=str(path))
@@ -281,5 +297,5 @@ def get_preset(name: str, **overrides) -> MertConfig:
 
         close = difflib.get_close_matches(key, PRESETS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown MERT preset {name!r}{hint} (presets: {', '.join(PRESETS)})")
+        raise ConfigError(f"unknown MERT preset {name!r}{hint} (presets: {', '.join(PRESETS)})")
     return MertConfig(**{**PRESETS[key], **overrides})

@@ -100,14 +100,16 @@ class PretrainDataset:
         path = self.audio_root / c.path
         sr = self._native_rate(index)
         if sr == SAMPLE_RATE:
-            wav = read_audio(path, SAMPLE_RATE, start=offset / SAMPLE_RATE, end=(offset + n) / SAMPLE_RATE)
+            wav = read_audio(path, SAMPLE_RATE, start=offset / SAMPLE_RATE, end=(offset + n) / SAMPLE_RATE,
+                             warn_silent=False)  # a quiet passage is a normal crop
         else:
             # decode a margin around the crop, starting on a sample where both rates' grids meet, so the
             # resampled crop equals the crop of the resampled file (what the labels were computed on)
             grid = SAMPLE_RATE // math.gcd(sr, SAMPLE_RATE)
             a = max(0, (offset - HOP) // grid * grid)
             b = min(c.num_samples, offset + n + HOP)
-            wav = read_audio(path, SAMPLE_RATE, start=a / SAMPLE_RATE, end=b / SAMPLE_RATE)[offset - a:]
+            wav = read_audio(path, SAMPLE_RATE, start=a / SAMPLE_RATE, end=b / SAMPLE_RATE,
+                             warn_silent=False)[offset - a:]
         if len(wav) < n:  # resampling of an excerpt can give a sample less
             wav = np.pad(wav, (0, n - len(wav)))
         wav = wav[:n]

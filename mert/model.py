@@ -469,7 +469,8 @@ class MertModel(nn.Module):
         channels are averaged), or [B, C, T] (a batch of multi-channel clips, averaged). A [B, T] input is
         taken as a batch of mono clips only by ``forward``; here a 2-D input is one clip. Audio at another
         ``sample_rate`` is resampled (with a log line). Returns ``(wav [B, T], lengths or None)``.
-        Raises ``mert.audio.AudioError`` (a ValueError) for empty, too-short or non-finite audio.
+        Raises ``mert.audio.AudioError`` (a ValueError) for empty, too-short or non-finite audio; silent clips
+        (peak below ``mert.audio.SILENCE_PEAK``) give a ``mert.audio.SilentAudioWarning`` naming the items.
         """
         x = torch.as_tensor(wav)
         if x.ndim == 2:
@@ -477,7 +478,23 @@ class MertModel(nn.Module):
                 raise ValueError(f"prepare_input: a 2-D input is one clip [channels, samples]; got {tuple(x.shape)}"
                                  " (pass a batch of mono clips [B, T] straight to the model)")
             x = x.float().mean(0, keepdim=True)
-        return self._normalise_input(x, lengths, sample_rate)
+        x, lengths = self._normalise_input(x, lengths, sample_rate)
+        self._warn_silent(x, lengths)
+        return x, lengths
+
+    @staticmethod
+    def _warn_silent(x, lengths) -> None:
+        import warnings
+
+        from mert.audio import SILENCE_PEAK, SilentAudioWarning
+
+        a = x.detach().abs()
+        if lengths is not None:
+            a = a * (torch.arange(a.shape[-1], device=a.device)[None] < lengths[:, None])
+        silent = (a.amax(-1) < SILENCE_PEAK).nonzero().flatten().tolist()
+        if silent:
+            warnings.warn(SilentAudioWarning(f"input: item(s) {silent} silent (peak below {SILENCE_PEAK:g}); "
+                                             "their features describe silence"), stacklevel=3)
 
     def _normalise_input(self, wav, lengths, sample_rate):
         from mert.audio import AudioError, check_waveform, resample

@@ -10,7 +10,8 @@ forward pass), so N processes compute exactly the gradient of one process holdin
 Non-finite losses are skipped and counted; the run stops after ``train.max_consecutive_nonfinite`` in a row.
 Checkpoints (model, heads, optimiser, scheduler, grad scaler, data position, every rank's RNG states) are
 written atomically every ``train.save_every`` updates; starting the same command again resumes from the
-newest one and reproduces the uninterrupted run. Logs: console, ``<out_dir>/log.csv``, and W&B (--wandb).
+newest one that reads (a damaged newer one, e.g. truncated by a copy, is skipped with a warning naming both)
+and reproduces the uninterrupted run. Logs: console, ``<out_dir>/log.csv``, and W&B (--wandb).
 """
 from __future__ import annotations
 
@@ -54,31 +55,82 @@ def lr_lambda(warmup: int, total: int, power: float, end_ratio: float):
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    import tempfile
-
+    """torch.save to a temporary file beside ``path`` (its folder is created), then rename: a reader never sees
+    half a checkpoint; the file gets the umask's permissions (mert.fsutil)."""
     import torch
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from mert.fsutil import atomic_write
+
+    atomic_write(Path(path), "wb", lambda f: torch.save(obj, f))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    if not folder.is_dir():
-        return None
-    found = sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
+    """The newest ``checkpoint-NNNNNNNN.pt`` in ``folder`` by name (whether it reads or not: see
+    :func:`newest_readable_checkpoint`)."""
+    found = checkpoints_in(folder)
     return found[-1] if found else None
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    """``checkpoint-NNNNNNNN.pt`` files in ``folder``, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if CKPT_RE.match(p.name))
+
+
+CHECKPOINT_KEYS = ("step", "model", "encoder_config")
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a ``python -m mert pretrain`` checkpoint on the CPU. Raises ``mert.checkpoints.CheckpointError``
+    naming the file when it is damaged (truncated, corrupt: torch's own error says neither) or is not one."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from mert.checkpoints import CheckpointError
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: damaged checkpoint (an empty file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except PermissionError:
+        raise
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+        # torch's reader says "failed reading zip archive" or "[Errno 22] Invalid argument", without the path
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: damaged checkpoint, it cannot be read (truncated or corrupt: {first})") from None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+        raise CheckpointError(f"{path}: not a `python -m mert pretrain` checkpoint (expected a dict with "
+                              f"{', '.join(CHECKPOINT_KEYS)}); released or exported encoders load with "
+                              "mert.load_model")
+    return state
+
+
+def newest_readable_checkpoint(folder: Path, using: str = "using") -> tuple[Path, dict] | None:
+    """(path, state) of the newest checkpoint in ``folder`` that reads. A damaged newer one is skipped with a
+    warning naming it and the one used (``using``: the verb for the log line, e.g. "resuming from"). None when
+    the folder holds no checkpoint; CheckpointError naming them all when none reads."""
+    from mert.checkpoints import CheckpointError
+
+    damaged: list[str] = []
+    for path in reversed(checkpoints_in(folder)):
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as e:
+            damaged.append(str(e))
+            continue
+        for d in damaged:
+            log.warning("%s; %s %s instead (update %d), the newest checkpoint that reads", d, using, path,
+                        int(state["step"]))
+        return path, state
+    if damaged:
+        raise CheckpointError(f"{folder}: no checkpoint can be read: " + "; ".join(damaged)
+                              + ". Restore one from a copy, or move them away to start from update 0")
+    return None
 
 
 def rng_state() -> dict:
@@ -307,10 +359,10 @@ class Trainer:
             dist.barrier()
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
-        import torch
-
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    def load_checkpoint(self, path: Path, state: dict | None = None) -> None:
+        """Restore the run from checkpoint ``path`` (``state``: its contents, when already read)."""
+        if state is None:
+            state = read_checkpoint(path)
         if self.cfg.dist.fsdp and self.distributed:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
@@ -524,9 +576,9 @@ class Trainer:
 
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        ck = latest_checkpoint(self.ckpt_dir)
-        if ck is not None:
-            self.load_checkpoint(ck)
+        found = newest_readable_checkpoint(self.ckpt_dir, "resuming from")  # a damaged newest one is skipped
+        if found is not None:
+            self.load_checkpoint(*found)
         last = cfg.optim.max_updates if cfg.train.stop_after is None else min(cfg.optim.max_updates,
                                                                              cfg.train.stop_after)
         f = w = None

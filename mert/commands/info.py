@@ -1,4 +1,7 @@
-"""python -m mert info SOURCE: a checkpoint's (or preset's) config, parameter count, frame rate and layers."""
+"""python -m mert info SOURCE: a checkpoint's (or preset's) config, parameter count, frame rate and layers.
+
+A SOURCE that is not a checkpoint, is damaged or has a bad config is one ``error:`` line naming it (exit 2).
+"""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from mert.checkpoints import CheckpointError, load_model
+    from mert.config import ConfigError
 
+    # input errors (not a checkpoint, damaged, a bad config, a file that cannot be opened) are one line; any
+    # other exception is a bug and keeps its traceback
     if args.source.startswith("preset:"):
         import torch
 
@@ -41,15 +47,18 @@ def run(args: argparse.Namespace) -> int:
         try:
             with torch.device("meta"):  # shapes only: no memory, no init time
                 model = MertModel(get_preset(args.source[len("preset:"):]))
-        except ValueError as e:
+        except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         model.source = args.source
     else:
         try:
             model = load_model(args.source)
-        except (CheckpointError, ValueError) as e:
+        except (CheckpointError, ConfigError) as e:
             print(f"error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:  # e.g. permission denied: the message names the file
+            print(f"error: {args.source}: cannot read it ({e})", file=sys.stderr)
             return 2
     info = describe(model)
     if args.json:

@@ -125,18 +125,32 @@ class KMeansTeacher:
 
     # fitting --------------------------------------------------------------------------------------------
     def fit(self, files: list[Path], read) -> None:
-        """Fit on frames sampled from up to ``fit_files`` files; ``read(path)`` returns 24 kHz mono audio."""
+        """Fit on frames sampled from up to ``fit_files`` files; ``read(path)`` returns 24 kHz mono audio, or
+        None for a file to leave out. A file that ``read`` cannot use (``mert.audio.AudioError``: unreadable,
+        empty, missing) is skipped with a warning, as ``python -m mert labels`` skips it when labelling."""
         from sklearn.cluster import MiniBatchKMeans
+
+        from mert.audio import AudioError
 
         rng = np.random.default_rng(self.seed)
         chosen = rng.permutation(len(files))[: self.fit_files]
         per_file = max(1, self.fit_frames // max(1, len(chosen)))
         feats = []
         for i in chosen:
-            f = self.features(read(files[i]))
+            try:
+                wav = read(files[i])
+            except AudioError as e:
+                log.warning("skipping %s", e)
+                wav = None
+            if wav is None:
+                continue
+            f = self.features(wav)
             if len(f) > per_file:
                 f = f[rng.choice(len(f), per_file, replace=False)]
             feats.append(f)
+        if not feats:
+            raise ValueError(f"k-means: none of the {len(chosen)} files sampled for fitting could be read (see "
+                             "the skipped files above); check the --audio folder")
         x = np.concatenate(feats, 0).astype(np.float64)
         if len(x) < self.codebook_size:
             raise ValueError(
@@ -148,8 +162,9 @@ class KMeansTeacher:
                              max_iter=100, random_state=self.seed)
         km.fit((x - self.mean) / self.std)
         self.centers = km.cluster_centers_.astype(np.float32)
-        log.info("k-means %s: fitted %d clusters on %d frames from %d files", self.name, self.codebook_size,
-                 len(x), len(chosen))
+        skipped = len(chosen) - len(feats)
+        log.info("k-means %s: fitted %d clusters on %d frames from %d files%s", self.name, self.codebook_size,
+                 len(x), len(feats), f" ({skipped} skipped)" if skipped else "")
 
     def save(self, path: Path) -> None:
         atomic_savez(path, {"centers": self.centers, "mean": self.mean, "std": self.std,

@@ -4,10 +4,12 @@ Layout of a labels folder::
 
     labels.json                      manifest: teacher, sample_rate, hop, frame_rate, num_codebooks,
                                      codebook_size, audio root, shard list, files (path, samples, frames,
-                                     shard, row); "complete": true once every shard is done
+                                     shard, row); skipped files (path, reason); "complete": true once every
+                                     shard is done
     shards/shard-00000.codes.npy     int16 [frames_in_shard, num_codebooks], files concatenated
     shards/shard-00000.offsets.npy   int64 [files_in_shard + 1]: rows of file j are offsets[j]:offsets[j+1]
-    shards/shard-00000.json          done marker, written last (atomic): the shard's files and frame counts
+    shards/shard-00000.json          done marker, written last (atomic): the shard's files and frame counts,
+                                     and the files skipped (path, reason)
 
 Every file is written to a temporary name and renamed, and a shard counts as done only when its ``.json``
 marker exists, so a killed run resumes by recomputing only the shards without a marker.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,29 +27,12 @@ MANIFEST = "labels.json"
 FORMAT_VERSION = 1
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _atomic_write(path: Path, mode: str, write) -> None:
     """``write(f)`` into a temporary file beside ``path``, fsync, then rename over ``path``: a reader sees the
-    old file or the whole new one, never a half-written one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    old file or the whole new one, never a half-written one (the umask's permissions, see mert.fsutil)."""
+    from mert.fsutil import atomic_write
+
+    atomic_write(path, mode, write)
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
@@ -71,8 +55,10 @@ def shard_done(out: Path, index: int) -> bool:
     return (Path(out) / "shards" / f"{shard_name(index)}.json").exists()
 
 
-def write_shard(out: Path, index: int, files: list[dict], codes: list[np.ndarray]) -> None:
-    """Write one shard: ``files`` are dicts with ``path`` and ``num_samples``; ``codes[j]`` is [F_j, K]."""
+def write_shard(out: Path, index: int, files: list[dict], codes: list[np.ndarray],
+                skipped: list[dict] | None = None) -> None:
+    """Write one shard: ``files`` are dicts with ``path`` and ``num_samples``; ``codes[j]`` is [F_j, K];
+    ``skipped``: the shard's files left out, dicts with ``path`` and ``reason`` (kept in the done marker)."""
     out = Path(out) / "shards"
     name = shard_name(index)
     if len(files) != len(codes):
@@ -89,7 +75,7 @@ def write_shard(out: Path, index: int, files: list[dict], codes: list[np.ndarray
     atomic_save_npy(out / f"{name}.codes.npy", allc.astype(np.int16))
     atomic_save_npy(out / f"{name}.offsets.npy", offsets)
     entries = [dict(f, frames=int(n)) for f, n in zip(files, lengths)]
-    atomic_write_json(out / f"{name}.json", {"shard": index, "files": entries})
+    atomic_write_json(out / f"{name}.json", {"shard": index, "files": entries, "skipped": list(skipped or [])})
 
 
 @dataclass
