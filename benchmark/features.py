@@ -4,9 +4,9 @@ Every audio file of a split is decoded once; the representation runs once per (t
 in padded batches (with lengths, so padding never changes a feature); windows are pooled, frame-level
 tasks keep their frames. Results are float16 arrays ``[rows, layers, dim]`` in shards of
 ``features.shard_items`` items, each written atomically, so a killed extraction keeps every finished shard
-and the next run resumes after them. A split whose shards all exist does no model work at all. Under torchrun
-the missing shards are shared by the ranks (benchmark/distributed.py); a shard's content depends only on its
-items, so the cache is the same byte for byte.
+and the next run resumes after them. A split whose shards all exist (and verify, see below) does no model work
+at all. Under torchrun the missing shards are shared by the ranks (benchmark/distributed.py); a shard's content
+depends only on its items, so the cache is the same byte for byte.
 
 Rows by window policy (TaskSpec.window):
 
@@ -31,9 +31,52 @@ excerpts; so ``--limit`` subsets get their own entry), window policy and lengths
 the skip rules, the cache format version, and ``"precision": "bf16"`` for bf16 features (only then: float32
 recipes, and so every cache written before the key existed, are unchanged). Location: ``--cache-dir`` or
 ``$MERT_BENCH_HOME/features`` (default ``~/.cache/mert-bench/features``).
+
+What a shard records (``shard-SSSSS.npz``, numpy's uncompressed zip; its contents, not the cache key): ``x``
+[rows, layers, dim] float16, ``owner`` [rows] (the item's index in the split), ``times`` [rows] (frame-level
+tasks; empty otherwise), ``skipped`` (JSON: the skipped items with their reasons) and ``record`` (JSON: what the
+shard holds): the recipe key of its folder, its shard index, its item range ``[lo, hi)`` and the ids of those
+items in order, and the shard format (:data:`SHARD_FORMAT`).
+
+How shards are verified (:func:`read_shard`): a shard is trusted only after it was read whole (every member
+of the zip read to its end, which checks its CRC-32, and parsed) and its record matches the place it is read
+from: the folder's recipe key, the shard index, the range that ``features.shard_items`` gives that index, the
+ids of the split's items there; its rows must belong to those items (each item has rows, in order, or one skip
+reason). This is the read that builds the features anyway (:func:`load_split`): each shard is read once; only a
+shard that is extracted again is read more than once (checked again under its lock, then read once written).
+
+What happens on damage: a shard that cannot be read (empty, truncated, bytes overwritten, not a zip) or that
+holds something else (copied from another split, task, representation or shard index) is named in a warning
+through the extraction's ``log`` and treated as missing: extracted again (atomically, under its lock) and read
+again, so the run ends with the features, and the scores, of the undamaged cache. With ``cached_only`` (the
+``probe`` command, which never runs the model) it is an :class:`ExtractionError` naming each unusable shard and
+why, and asking for ``python -m benchmark extract`` (or ``run``). A shard whose record matches but whose range is
+another one was written with another ``features.shard_items`` (not part of the key): that is an error, as before
+records existed, not a repair, since re-extracting would rewrite the whole folder in another layout.
+
+Shards written before records existed (no ``record``): they are not trusted. Nothing in such a shard tells it
+from a shard copied from another split with as many items (it holds item indices and skip reasons, no recipe
+and no ids), which is exactly the silent wrong score records prevent. So they are extracted again, once, with
+one warning per folder, and are verified shards from then on (under ``cached_only``: the error asks for
+``extract``). The cache key is unchanged: the folder and its recipe.json stay, only the shard files are
+rewritten, one model pass, against wrong scores that nothing would reveal.
+
+Per-shard lock: a shard is computed under a file lock of its own (``.shard-SSSSS.npz.lock`` next to it;
+filelock, i.e. ``flock``, which the OS releases when the process dies, kill -9 included): take the lock, check
+the shard again (another process may have written it meanwhile: then nothing is computed), compute, write
+atomically, remove the lock file, release. Two runs sharing a cache compute each shard once: the second waits
+for the shard the first is computing, then reads it (``SplitFeatures.model_calls`` counts only this process's
+calls). A process holds at most one lock, only while computing that shard and never across a torchrun
+collective, and ranks compute disjoint shards, so ranks cannot deadlock. The lock file is removed while held
+(a waiter that then gets the lock on the removed file finds the shard written), so a finished cache holds the
+same files as before locks existed; a lock file left by a killed process is harmless (the lock itself died
+with the process). A file system without ``flock``: computing goes on unlocked (one warning), where two runs may
+then compute a shard twice, with the same, atomically written, result.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -46,11 +89,23 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.paths import cache_root, home, slug as _slug  # noqa: F401 - home, _slug: names of before
+from benchmark.precision import autocast, autocasts, resolve_precision  # noqa: F401 - autocasts: name of before
+
 CACHE_FORMAT = 1
+SHARD_FORMAT = 2  # what a shard file holds (not part of the cache key): 2 added its "record"; 1 had none
 
 
 class ExtractionError(RuntimeError):
     pass
+
+
+class _BadShard(Exception):
+    """A shard that cannot be used as it is. ``kind``: missing, damaged, foreign or legacy (no record)."""
+
+    def __init__(self, path, kind: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.kind, self.reason = Path(path), kind, reason
 
 
 @dataclass
@@ -74,14 +129,6 @@ class SplitFeatures:
         return k
 
 
-def home() -> Path:
-    return Path(os.environ.get("MERT_BENCH_HOME") or Path.home() / ".cache" / "mert-bench")
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    return Path(cache_dir) if cache_dir else home() / "features"
-
-
 def select_items(items: list, limit: int | None) -> list:
     """``--limit N``: N items spread evenly over the split (not the first N, which may share a class)."""
     if not limit or limit >= len(items):
@@ -95,73 +142,6 @@ def items_digest(items: list) -> str:
     for it in items:
         h.update(json.dumps([it.id, it.audio, it.start, it.end]).encode())
     return h.hexdigest()
-
-
-def autocasts(rep) -> bool:
-    """Whether ``rep`` may run under bf16 autocast: ``rep.autocast`` when it says so; otherwise every
-    representation except the handcrafted baselines."""
-    flag = getattr(rep, "autocast", None)
-    if flag is not None:
-        return bool(flag)
-    from benchmark.representations import Handcrafted
-
-    return not isinstance(rep, Handcrafted)
-
-
-def resolve_precision(precision: str | None, device: str = "cpu", rep=None) -> str:
-    """``features.precision`` -> "fp32" or "bf16" for a run on ``device`` (idempotent).
-
-    auto: bf16 on a CUDA device that supports bfloat16, fp32 otherwise (the CPU, MPS, older GPUs); bf16: bf16
-    where torch can autocast to it (CPU, CUDA with bf16 support, MPS), an error naming the key elsewhere; fp32:
-    fp32. A representation that does not autocast (:func:`autocasts`) always resolves to fp32."""
-    from benchmark.config import PRECISIONS, ConfigError
-
-    p = "auto" if precision is None else str(precision)
-    if p not in PRECISIONS:
-        raise ConfigError(f"features.precision={p!r} is not a known precision; use auto (bf16 autocast on a CUDA GPU "
-                          "that supports it, fp32 elsewhere), fp32 or bf16")
-    if p == "fp32" or (rep is not None and not autocasts(rep)):
-        return "fp32"
-    import torch
-
-    try:
-        dev = torch.device(str(device or "cpu"))
-    except RuntimeError as e:
-        raise ConfigError(f"features.device={device!r}: {e}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            if p == "auto":
-                return "fp32"
-            raise ConfigError(f"features.precision=bf16 with features.device={device!r}, but torch sees no CUDA "
-                              "device; use --device cpu (bf16 autocast works there too) or features.precision=auto")
-        if torch.cuda.is_bf16_supported():
-            return "bf16"
-        if p == "auto":
-            return "fp32"
-        try:
-            name = torch.cuda.get_device_name(dev)
-        except Exception:  # noqa: BLE001 - only for the message
-            name = str(dev)
-        raise ConfigError(f"features.precision=bf16: the CUDA device {name!r} does not support bfloat16 (needs "
-                          "compute capability 8.0+, e.g. A100, H100); use features.precision=fp32 (or auto, which "
-                          "picks fp32 there)")
-    if p == "auto":
-        return "fp32"
-    if dev.type == "cpu" or torch.amp.is_autocast_available(dev.type):
-        return "bf16"
-    raise ConfigError(f"features.precision=bf16: torch cannot autocast on device {device!r}; use "
-                      "features.precision=fp32 or auto")
-
-
-def autocast(precision: str, device: str = "cpu"):
-    """The context a model runs in for a resolved precision: bf16 autocast, or nothing for fp32."""
-    import contextlib
-
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    import torch
-
-    return torch.autocast(torch.device(str(device or "cpu")).type, dtype=torch.bfloat16)
 
 
 def recipe(rep, spec, meta: dict, split: str, items: list, fcfg) -> dict[str, Any]:
@@ -290,14 +270,144 @@ class SplitCache:
     def n_shards(self) -> int:
         return math.ceil(len(self.items) / self.shard_items)
 
+    @property
+    def key(self) -> str:
+        """The recipe key (the folder's name ends with it); every shard of the folder records it."""
+        return recipe_key(self.recipe)
+
+    @property
+    def frames(self) -> bool:
+        return self.recipe.get("window") == "frames"
+
     def shard_path(self, s: int) -> Path:
         return self.folder / f"shard-{s:05d}.npz"
+
+    def lock_path(self, s: int) -> Path:
+        return self.folder / f".shard-{s:05d}.npz.lock"
 
     def shard_range(self, s: int) -> tuple[int, int]:
         return s * self.shard_items, min(len(self.items), (s + 1) * self.shard_items)
 
+    def shard_record(self, s: int) -> dict[str, Any]:
+        """What shard ``s`` records about itself (its ``record`` member)."""
+        lo, hi = self.shard_range(s)
+        return {"format": SHARD_FORMAT, "recipe": self.key, "shard": s, "range": [lo, hi],
+                "ids": [str(it.id) for it in self.items[lo:hi]]}
+
     def missing(self) -> list[int]:
+        """The shards without a file (a stat each: what planning the work needs). A shard that is there is
+        verified when it is read (:meth:`read_shard`, :func:`load_split`), and extracted again if unusable."""
         return [s for s in range(self.n_shards) if not self.shard_path(s).exists()]
+
+    def read_shard(self, s: int) -> dict[str, Any]:
+        """Shard ``s`` read whole and verified (:func:`read_shard`); raises _BadShard when unusable."""
+        return read_shard(self.shard_path(s), s, self.key, self.items, self.frames, self.shard_range(s))
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def read_shard(path, s: int, key: str, items: list, frames: bool,
+               expect: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Shard ``s`` of a split, read whole and checked against what it records (see the module docstring).
+
+    ``key``: the folder's recipe key; ``expect``: the item range ``features.shard_items`` gives shard ``s``
+    (None: the recorded range, checked against the items' ids, and :func:`load_split` checks that the shards
+    cover the split). Returns {"x", "owner", "times", "skipped"}. Raises _BadShard (missing, damaged, foreign,
+    legacy), or ExtractionError for a shard of another ``features.shard_items``."""
+    path = Path(path)
+    if not path.exists():
+        raise _BadShard(path, "missing", "missing")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            # every member read to its end: zipfile checks each one's CRC-32 there
+            arrays = {k: z[k] for k in z.files}
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file raises (BadZipFile, EOFError, ValueError, ...)
+        raise _BadShard(path, "damaged", f"damaged, not a readable shard ({_one_line(e)})") from None
+    try:
+        x, owner, times = arrays["x"], arrays["owner"], arrays["times"]
+        skipped = json.loads(str(arrays["skipped"]))
+        rec = json.loads(str(arrays["record"])) if "record" in arrays else None
+        if rec is not None:
+            lo, hi = (int(v) for v in rec["range"])
+            rec_key, rec_s, rec_ids = rec["recipe"], int(rec["shard"]), list(rec["ids"])
+        skipped_ids = [str(d["id"]) for d in skipped]
+    except (KeyError, ValueError, TypeError) as e:
+        raise _BadShard(path, "damaged", f"damaged, not a feature shard ({_one_line(e)})") from None
+    if rec is None:
+        raise _BadShard(path, "legacy", "written before shards recorded their items and recipe: cannot be verified")
+    if rec_key != key:
+        raise _BadShard(path, "foreign", f"holds features of another cache entry (recipe {rec_key}, this folder's is "
+                                         f"{key}; copied from another split, task or representation)")
+    if rec_s != s:
+        raise _BadShard(path, "foreign", f"holds shard {rec_s} (items {lo}..{hi - 1}), not shard {s}")
+    if expect is not None and (lo, hi) != tuple(expect):
+        raise ExtractionError(
+            f"{path}: holds items {lo}..{hi - 1} ({hi - lo}), where features.shard_items puts items "
+            f"{expect[0]}..{expect[1] - 1}: the shards were written with another features.shard_items; use the "
+            f"value they were written with, or delete the folder {path.parent} to extract again")
+    if not 0 <= lo < hi <= len(items) or rec_ids != [str(it.id) for it in items[lo:hi]]:
+        raise _BadShard(path, "foreign", f"holds other items than items {lo}..{hi - 1} of this split "
+                                         f"(ids {rec_ids[:3]}...)")
+    if not _rows_match(x, owner, times, skipped_ids, rec_ids, lo, frames):
+        raise _BadShard(path, "damaged", "damaged: its rows do not match its items")
+    return {"x": x, "owner": owner, "times": times, "skipped": skipped}
+
+
+def _rows_match(x, owner, times, skipped_ids: list[str], ids: list[str], lo: int, frames: bool) -> bool:
+    """Every item of the shard (``ids``, from item ``lo``) has rows, in item order, or one skip reason."""
+    if x.ndim != 3 or x.dtype != np.float16 or owner.shape != x.shape[:1] or times.shape != (owner.shape if frames
+                                                                                           else (0,)):
+        return False
+    if len(owner) and (not np.issubdtype(owner.dtype, np.integer) or owner.min() < lo
+                       or owner.max() >= lo + len(ids) or (np.diff(owner) < 0).any()):
+        return False
+    kept = {ids[i - lo] for i in np.unique(owner).tolist()}
+    return len(kept) + len(skipped_ids) == len(ids) and set(skipped_ids) == set(ids) - kept
+
+
+_UNLOCKED: set[str] = set()  # cache folders on a file system without flock (warned once each)
+
+
+@contextlib.contextmanager
+def shard_lock(sc: SplitCache, s: int, log=None):
+    """Hold shard ``s``'s file lock (see the module docstring): waits while another process holds it."""
+    from filelock import FileLock, Timeout
+
+    path = sc.lock_path(s)
+    try:
+        lock = FileLock(str(path), fallback_to_soft=False)  # a soft lock would outlive a killed holder
+    except TypeError:  # filelock < 4 has no soft fallback (and no such argument)
+        lock = FileLock(str(path))
+    held = True
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if log is not None:
+                log(f"{sc.shard_path(s)} is being extracted by another process; waiting for it")
+            lock.acquire()
+    except (NotImplementedError, OSError) as e:
+        if isinstance(e, OSError) and e.errno not in (errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        held = False
+        if str(sc.folder) not in _UNLOCKED:
+            _UNLOCKED.add(str(sc.folder))
+            (log or print)(f"warning: {sc.folder}: the file system has no file locks ({_one_line(e)}); shards are "
+                           f"computed unlocked (runs sharing this cache may compute a shard twice)")
+    try:
+        yield
+    finally:
+        if held:
+            # removed while held: whoever gets the lock next on the removed file finds the shard written (filelock
+            # >= 4 then takes the lock anew on the path), and a finished cache has no lock files
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            lock.release()
+
 
 
 def split_cache(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: int | None = None) -> SplitCache:
@@ -310,6 +420,12 @@ def split_cache(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: in
     if not items:
         raise ExtractionError(f"{data_dir / (split + '.jsonl')}: split {split!r} has no items")
     rec = recipe(rep, spec, meta, split, items, fcfg)
+    if meta.get("source") != "embedded":
+        # any other folder: its files are part of the key (path as listed, size, modification time), so another
+        # folder with the same listing, or audio replaced in place, never reads features of other audio
+        from tasks.format import files_digest
+
+        rec["files"] = files_digest(data_dir, items)
     key = recipe_key(rec)
     folder = cache_root(cache_dir) / spec.name / f"{_slug(rep.name)}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -320,41 +436,81 @@ def split_cache(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: in
                       shard_items=int(fcfg.shard_items))
 
 
+def _unusable(bad: dict[int, _BadShard], n_shards: int, folder) -> str:
+    """The shards that cannot be used, each with why (the first ten), for an error."""
+    listed = [str(bad[s]) for s in sorted(bad)[:10]] + ([f"and {len(bad) - 10} more"] if len(bad) > 10 else [])
+    return f"{len(bad)} of {n_shards} feature shards in {folder} cannot be used: " + "; ".join(listed)
+
+
 def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: int | None = None,
                   progress: bool = True, log=print, cached_only: bool = False) -> SplitFeatures:
-    """Features of one split, from the cache where present, extracting only the missing shards."""
+    """Features of one split, from the cache where present and verified, extracting only the shards that are
+    missing or unusable (damaged, foreign, legacy: named in a warning). ``cached_only``: never run the model; any
+    such shard is an ExtractionError."""
     sc = split_cache(rep, spec, data_dir, split, fcfg, cache_dir, limit)
     folder, items, n_shards = sc.folder, sc.items, sc.n_shards
+    where = f"[{spec.name}/{split}]"
     runner = _Runner(rep, fcfg)
     t0 = time.time()
-    missing = sc.missing()
-    bar = None
-    if missing and cached_only:
-        raise ExtractionError(f"[{spec.name}/{split}] {len(missing)} of {n_shards} feature shards of {rep.name!r} "
-                              f"are not cached in {folder}; run `python -m benchmark extract` (or run) first")
-    if missing:
-        log(f"[{spec.name}/{split}] extracting {rep.name}: {len(missing)} of {n_shards} shards missing "
-            f"({len(items)} items) -> {folder}")
+    if cached_only:
+        missing = sc.missing()
+        if missing:
+            raise ExtractionError(f"{where} {len(missing)} of {n_shards} feature shards of {rep.name!r} are not "
+                                  f"cached in {folder}; run `python -m benchmark extract` (or run) first")
+
+    def heal(bad: dict[int, _BadShard]) -> None:
+        if cached_only:
+            raise ExtractionError(f"{where} {rep.name!r}: {_unusable(bad, n_shards, folder)}; run `python -m "
+                                  f"benchmark extract` (or run) to extract them again")
+        kinds: dict[str, int] = {}
+        for e in bad.values():
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+            if e.kind in ("damaged", "foreign"):
+                log(f"{where} warning: {e}; extracting it again")
+        if kinds.get("legacy"):
+            log(f"{where} warning: {kinds['legacy']} shards in {folder} were written before shards recorded their "
+                f"items and recipe and cannot be verified; extracting them again (once)")
+        what = "missing (" if set(kinds) == {"missing"} else f"({', '.join(f'{n} {k}' for k, n in kinds.items())}; "
+        log(f"{where} extracting {rep.name}: {len(bad)} of {n_shards} shards {what}{len(items)} items) -> {folder}")
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=sum(min(fcfg.shard_items, len(items) - s * fcfg.shard_items) for s in missing),
-                       desc=f"{spec.name}/{split}", unit="item", leave=False)
-    for s in missing:
-        extract_shard(sc, s, rep, spec, fcfg, runner)
+            bar = tqdm(total=sum(hi - lo for lo, hi in map(sc.shard_range, bad)), desc=f"{spec.name}/{split}",
+                       unit="item", leave=False)
+        for s in sorted(bad):
+            extract_shard(sc, s, rep, spec, fcfg, runner, log=log)
+            if bar is not None:
+                lo, hi = sc.shard_range(s)
+                bar.update(hi - lo)
         if bar is not None:
-            lo, hi = sc.shard_range(s)
-            bar.update(hi - lo)
-    if bar is not None:
-        bar.close()
-    feats = load_split(folder, split, items, n_shards, frames=spec.window == "frames")
+            bar.close()
+
+    feats = load_split(folder, split, items, n_shards, frames=spec.window == "frames", shard_items=sc.shard_items,
+                       key=sc.key, heal=heal)
     feats.model_calls = runner.calls
     feats.seconds = time.time() - t0
     check_skipped(feats, spec, fcfg)
     return feats
 
 
-def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> Path:
+def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner, log=None) -> Path:
+    """Make shard ``s`` valid and return its path: under the shard's lock, check it again (another process may
+    have written it while this one waited: then nothing runs), else run the model on its items and write the
+    shard atomically."""
+    path = sc.shard_path(s)
+    with shard_lock(sc, s, log):
+        if path.exists():
+            try:
+                sc.read_shard(s)
+                return path
+            except _BadShard:
+                pass
+        _compute_shard(sc, s, rep, spec, fcfg, runner)
+    return path
+
+
+def _compute_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> Path:
     """Run the model on the items of shard ``s`` and write the shard file atomically; returns its path."""
     from mert.audio import AudioError, read_audio
     from tasks.format import resolve
@@ -368,7 +524,7 @@ def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> P
         it = items[gi]
         path = resolve(data_dir, it.audio)
         try:
-            wav = read_audio(path, sr, it.start, it.end)
+            wav = read_audio(path, sr, it.start, it.end, warn_silent=False)  # silence: skipped below
         except (AudioError, FileNotFoundError) as e:
             skipped.append({"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"})
             continue
@@ -419,19 +575,57 @@ def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> P
     _save_npz(path, x=x,
               owner=np.concatenate(owner).astype(np.int64) if owner else np.zeros(0, np.int64),
               times=np.concatenate(times).astype(np.float32) if times else np.zeros(0, np.float32),
-              skipped=np.array(json.dumps(skipped)))
+              skipped=np.array(json.dumps(skipped)),
+              record=np.array(json.dumps(sc.shard_record(s), sort_keys=True)))
     return path
 
 
-def load_split(folder: Path, split: str, items: list, n_shards: int, frames: bool) -> SplitFeatures:
-    xs, owners, times, skipped = [], [], [], []
+def _folder_key(folder: Path) -> str:
+    """The recipe key a cache folder is named by (``NAME-KEY``)."""
+    return Path(folder).name.rsplit("-", 1)[-1]
+
+
+def load_split(folder: Path, split: str, items: list, n_shards: int, frames: bool, *,
+               shard_items: int | None = None, key: str | None = None, heal=None) -> SplitFeatures:
+    """The features of a split from its ``n_shards`` shards, each read once, whole, and verified
+    (:func:`read_shard`: against ``key``, by default the folder name's, and with ``shard_items`` against the
+    range it gives each shard).
+
+    Unusable shards (missing, damaged, foreign, legacy): ``heal({s: why})`` must make them valid (extract_split
+    extracts them again, or raises), then only those are read again; without ``heal``, an ExtractionError naming
+    each of them."""
+    folder = Path(folder)
+    key = key or _folder_key(folder)
+    n = len(items)
+    paths = [folder / f"shard-{s:05d}.npz" for s in range(n_shards)]
+
+    def expect(s):
+        return None if shard_items is None else (s * shard_items, min(n, (s + 1) * shard_items))
+
+    shards: list[dict | None] = [None] * n_shards
+    bad: dict[int, _BadShard] = {}
     for s in range(n_shards):
-        with np.load(folder / f"shard-{s:05d}.npz") as z:
-            if z["x"].shape[0]:
-                xs.append(z["x"])
-            owners.append(z["owner"])
-            times.append(z["times"])
-            skipped += json.loads(str(z["skipped"]))
+        try:
+            shards[s] = read_shard(paths[s], s, key, items, frames, expect(s))
+        except _BadShard as e:
+            bad[s] = e
+    if bad:
+        if heal is None:
+            raise ExtractionError(f"split {split!r}: {_unusable(bad, n_shards, folder)}; run `python -m benchmark "
+                                  f"extract` (or run) to extract them again")
+        heal(bad)
+        for s in sorted(bad):
+            try:
+                shards[s] = read_shard(paths[s], s, key, items, frames, expect(s))
+            except _BadShard as e:
+                raise ExtractionError(f"{e} (after extracting it again)") from None
+    xs, owners, times, skipped = [], [], [], []
+    for z in shards:
+        if z["x"].shape[0]:
+            xs.append(z["x"])
+        owners.append(z["owner"])
+        times.append(z["times"])
+        skipped += z["skipped"]
     if not xs:
         raise ExtractionError(f"split {split!r}: every item was skipped: "
                               + "; ".join(f"{d['audio']}: {d['reason']}" for d in skipped[:10]))
@@ -456,8 +650,3 @@ def check_skipped(feats: SplitFeatures, spec, fcfg) -> None:
             f"{spec.name}/{feats.split}: {len(feats.skipped)} of {n} items skipped "
             f"({len(feats.skipped) / n:.1%} > {fcfg.max_skip_fraction:.0%} allowed, features.max_skip_fraction):\n"
             f"{listing}")
-
-
-def _slug(name: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
-    return keep[:60] or "model"

@@ -85,10 +85,10 @@ def _load_tracks(feats, folder, stems, sr):
             continue
         if not isinstance(it.target, dict) or set(it.target) != set(stems):
             raise ValueError(f"item {it.id!r}: separation target must map every stem {list(stems)} to audio")
-        mix = read_audio(resolve(folder, it.audio), sr, it.start, it.end)
+        mix = read_audio(resolve(folder, it.audio), sr, it.start, it.end, warn_silent=False)
         ref = []
         for s in stems:
-            w = read_audio(resolve(folder, it.target[s]), sr, it.start, it.end)
+            w = read_audio(resolve(folder, it.target[s]), sr, it.start, it.end, warn_silent=False)  # a stem may be silent
             w = np.pad(w, (0, max(0, len(mix) - len(w))))[: len(mix)]
             ref.append(w)
         rows = np.nonzero(feats.owner == gi)[0]

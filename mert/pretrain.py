@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import sys
 import random
 import re
 import time
@@ -672,7 +673,7 @@ def run(args) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
-        log.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     trainer = None
     try:
@@ -681,9 +682,9 @@ def run(args) -> int:
     except NonFiniteLossError as e:
         log.error("%s", e)
         return 3
-    except (FileNotFoundError, ValueError) as e:
-        log.error("%s", e)
-        return 1
+    except (FileNotFoundError, ValueError) as e:  # bad input (labels, audio, checkpoints): one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         # The DDP reducer holds the gloo process group: let it go while the interpreter is alive. Left to
         # interpreter shutdown, its worker threads are torn down unjoined and the rank aborts ("terminate

@@ -115,26 +115,35 @@ def read_split(root: str | os.PathLike, split: str) -> list[Item]:
     return items
 
 
+def files_digest(root: str | os.PathLike, items: list[Item]) -> str:
+    """sha256 over every file the items name (the audio, and the stems of a separation target): its path as
+    listed, size and modification time (ns). Audio replaced in place, or another folder with the same listing,
+    gives another digest; a folder moved or copied with its times (``mv``, ``rsync -a``, ``cp -p``) the same."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for it in items:
+        for f in [it.audio, *(it.target.values() if isinstance(it.target, dict) else ())]:
+            try:
+                st = resolve(root, str(f)).stat()
+                h.update(f"{f}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{f}\tmissing\n".encode())
+    return h.hexdigest()
+
+
 def folder_digest(root: str | os.PathLike, splits) -> str:
-    """sha256 of what a prepared folder holds for ``splits``: every item record (ids, targets, excerpts), and for
-    every file an item names (its audio, and the stems of a separation target) the absolute path, size and
-    modification time. Two folders with the same records but other audio, or a file replaced in place, differ;
-    a folder moved or copied elsewhere differs too (a rerun, never a wrong reuse)."""
+    """sha256 of what a prepared folder holds for ``splits``: every item record (ids, targets, excerpts) and
+    :func:`files_digest` of its files."""
     import hashlib
 
     h = hashlib.sha256()
     for split in splits:
+        items = read_split(root, split)
         h.update(f"[{split}]\n".encode())
-        for it in read_split(root, split):
+        for it in items:
             h.update(it.to_json().encode() + b"\n")
-            files = [it.audio, *(it.target.values() if isinstance(it.target, dict) else ())]
-            for f in files:
-                p = resolve(root, str(f)).absolute()
-                try:
-                    st = p.stat()
-                    h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-                except OSError:
-                    h.update(f"{p}\tmissing\n".encode())
+        h.update(files_digest(root, items).encode())
     return h.hexdigest()
 
 

@@ -324,3 +324,29 @@ def test_a_prepared_folder_states_and_may_declare_its_data_defaults(tmp_path, ho
     write_meta(data, {**meta, "source": "embedded", "defaults": "real"})  # declared by the folder
     assert main(args) == 0
     assert record()["config"]["probe"]["seeds"] == 1
+
+
+def test_the_feature_cache_never_serves_another_folders_audio(tmp_path):
+    """Two prepared folders with the same listing (ids, relative paths, targets, meta) but other audio, and a
+    file replaced in place: each gets its own features, never the cache entry of the other audio."""
+    import soundfile as sf
+
+    from benchmark.features import extract_split
+    from benchmark.representations import MFCC
+
+    a, b = _genre(tmp_path / "a" / "genre", seed=0), _genre(tmp_path / "b" / "genre", seed=1)
+    assert (a / "train.jsonl").read_bytes() == (b / "train.jsonl").read_bytes()
+    cfg = resolve_config(get_task("genre"), overrides=["features.shard_items=4"])
+    spec, rep, cache = get_task("genre"), MFCC(), tmp_path / "cache"
+
+    def feats(folder):
+        return extract_split(rep, spec, folder, "train", cfg.features, cache, progress=False, log=lambda m: None)
+
+    fa, fb = feats(a), feats(b)
+    assert fa.model_calls and fb.model_calls and not np.array_equal(fa.x, fb.x)
+    assert feats(a).model_calls == 0  # a's own cache entry is still there
+    first = a / read_split(a, "train")[0].audio
+    x, sr = sf.read(first, dtype="float32")
+    sf.write(first, x[::-1].copy(), sr)  # audio replaced in place
+    again = feats(a)
+    assert again.model_calls and not np.array_equal(again.x[0], fa.x[0])

@@ -273,6 +273,6 @@ def test_labels_cli_errors(tmp_path, capsys):
 
     (tmp_path / "empty").mkdir()
     assert main(["labels", "--teacher", "kmeans-mfcc", "--audio", str(tmp_path / "empty"),
-                 "--out", str(tmp_path / "o")]) == 1
+                 "--out", str(tmp_path / "o")]) == 2
     with pytest.raises(SystemExit):
         main(["labels", "--teacher", "nope", "--audio", "x", "--out", "y"])

@@ -90,7 +90,7 @@ def run(args) -> int:
         return 2
     except FileNotFoundError as e:  # nothing to export at that path
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     source = json.loads((out / "pretraining.json").read_text())["source"]
     print(f"exported {source} -> {out} (load with mert.load_model({str(out)!r}))")
     return 0

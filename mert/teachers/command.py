@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -210,9 +211,9 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         path = make_labels(args)
-    except (FileNotFoundError, ValueError) as e:
-        log.error("%s", e)
-        return 1
+    except (FileNotFoundError, ValueError) as e:  # bad input (folders, audio, settings): one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if path is None:
         return 0
     m = json.loads(path.read_text())
