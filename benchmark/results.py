@@ -256,9 +256,9 @@ def display(value: float, task_type: str) -> float:
 
 
 def _task_order():
-    from tasks.base import TASK_ORDER
+    from tasks.base import task_order
 
-    return {n: i for i, n in enumerate(TASK_ORDER)}
+    return {n: i for i, n in enumerate(task_order())}
 
 
 def leaderboard_rows(results: list[dict]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -317,9 +317,10 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "results" / "embedded_calibration.json"))
     args = ap.parse_args()
 
-    from tasks.embedded import TASK_NAMES, data_root, prepare, prepare_pretraining
+    from tasks.embedded import data_root, prepare, prepare_pretraining, task_names
 
-    names = list(TASK_NAMES) if args.tasks == "all" else args.tasks.split(",")
+    all_names = task_names()
+    names = list(all_names) if args.tasks == "all" else args.tasks.split(",")
     emb = data_root(args.home) / "embedded"
     if args.fresh and emb.exists():
         from tasks.embedded import task_dir
@@ -372,7 +373,7 @@ def main() -> int:
         r["seconds"] = round(time.time() - t0, 1)
         results.append(r)
         print(json.dumps(r), flush=True)
-    from tasks.embedded import GENERATOR_VERSIONS
+    from tasks.embedded import generator_versions
 
     report = {"size": args.size, "cpu_count": os.cpu_count(), "results": [], "build": {}}
     out_path = Path(args.out)
@@ -380,19 +381,19 @@ def main() -> int:
         report = json.loads(out_path.read_text())
     by_task = {r["task"]: r for r in report["results"]}
     by_task.update({r["task"]: r for r in results})
-    report["results"] = [by_task[n] for n in TASK_NAMES if n in by_task]
+    report["results"] = [by_task[n] for n in all_names if n in by_task]
     report["build"].update(build)
     report["build_runs"] = report.get("build_runs", []) + [{
         "tasks": names, "wall_seconds": round(total_build, 1), "cpu_seconds": round(cpu, 1),
         "bytes_on_disk_for_size": total_bytes, "load_average_at_end": os.getloadavg()}]
     report["bytes_total"] = total_bytes
-    report["generator_versions"] = GENERATOR_VERSIONS
+    report["generator_versions"] = generator_versions()
     report["table"] = table(report["results"])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(report, indent=1) + "\n")
     print(report["table"])
     doc = ROOT / "docs" / "embedded.md"
-    if doc.exists() and args.size == "standard" and len(report["results"]) == len(TASK_NAMES):
+    if doc.exists() and args.size == "standard" and len(report["results"]) == len(all_names):
         text = doc.read_text()
         a, b = "<!-- calibration:start -->", "<!-- calibration:end -->"
         if a in text and b in text:

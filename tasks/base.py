@@ -1,16 +1,26 @@
 """Task metadata records and the task registry.
 
-A task is a frozen :class:`TaskSpec` (what the task is, how it is scored, how its audio is windowed) plus
-readers that turn its data (the embedded corpus or the real dataset) into the prepared on-disk format of
-:mod:`tasks.format`. The benchmark runner reads tasks only through :func:`get_task` / :func:`all_tasks`.
+A task is a frozen :class:`TaskSpec` (what the task is, how it is scored, how its audio is windowed, where it
+sits in the MARBLE table, which embedded generator and which real-data reader produce its data). The spec is
+the one place a task is registered: the task modules of this package are discovered (every ``tasks/<name>.py``
+that is not infrastructure), and every list of task names elsewhere (:func:`task_order`,
+``tasks.embedded.task_names()``, ``tasks.real.dataset_dirs()``, ...) is derived from the registered specs.
+The benchmark runner reads tasks only through :func:`get_task` / :func:`all_tasks`.
 
 Changing anything that alters scores bumps ``version``.
 """
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+_MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_GENERATOR_RE = re.compile(_MODULE_RE.pattern + r":[A-Za-z_]\w*")
 
 TASK_TYPES = ("multiclass", "multilabel", "regression", "key", "beat", "separation")
 WINDOW_POLICIES = ("clip", "window", "frames")
@@ -38,6 +48,16 @@ class TaskSpec:
     aggregation:  how window / clip predictions combine per item or song (``mean_logits``).
     probe:        per-task overrides of the probe defaults (epochs, patience, ...).
     description:  one line for ``list-tasks``.
+    order:        the task's position in the MARBLE table (:func:`all_tasks` sorts by it; tasks without one
+                  come last, by name). Two tasks cannot share a position.
+    generator:    the embedded-corpus generator, ``module:Factory`` where ``module`` is below
+                  ``tasks.embedded`` (``songs:KeyTask``) or a full import path; ``Factory(task_name)`` returns
+                  the generator (see ``tasks.embedded.build``). Empty: the task has no embedded data.
+    reader:       the real-data reader, a module below ``tasks.real`` (``giantsteps``) or a full import path.
+                  Empty: the task has no real-data reader.
+
+    ``order``, ``generator`` and ``reader`` say where things are; they are not part of the task's identity
+    (:attr:`key`) and changing them changes no score.
     """
 
     name: str
@@ -54,6 +74,9 @@ class TaskSpec:
     aggregation: str = "none"
     probe: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    order: int | None = None
+    generator: str = ""
+    reader: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in TASK_TYPES:
@@ -73,6 +96,11 @@ class TaskSpec:
                 raise ValueError(f"task {self.name!r}: main score uses {m!r}, not among metrics {self.metrics}")
         if self.version < 1:
             raise ValueError(f"task {self.name!r}: version must be >= 1")
+        if self.generator and not _GENERATOR_RE.fullmatch(self.generator):
+            raise ValueError(f"task {self.name!r}: generator {self.generator!r} is not 'module:Factory' "
+                             "(e.g. 'songs:KeyTask')")
+        if self.reader and not _MODULE_RE.fullmatch(self.reader):
+            raise ValueError(f"task {self.name!r}: reader {self.reader!r} is not a module name (e.g. 'gtzan')")
 
     @property
     def main_score_metrics(self) -> tuple[str, ...]:
@@ -98,13 +126,26 @@ class TaskSpec:
 
 _REGISTRY: dict[str, TaskSpec] = {}
 
+#: modules of the ``tasks`` package that hold no task (infrastructure and data folders)
+NOT_TASK_MODULES = frozenset({"base", "format", "embedded", "real", "splits"})
+
 
 def register(spec: TaskSpec) -> TaskSpec:
-    """Add a task to the registry; a second task with the same name is an error."""
+    """Add a task to the registry; a second task with the same name or table position is an error."""
     if spec.name in _REGISTRY:
         raise ValueError(f"task {spec.name!r} is registered twice")
+    if spec.order is not None:
+        for other in _REGISTRY.values():
+            if other.order == spec.order:
+                raise ValueError(f"task {spec.name!r}: table position order={spec.order} is taken by "
+                                 f"task {other.name!r}")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a task from the registry (tests that register a temporary task)."""
+    _REGISTRY.pop(name, None)
 
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
@@ -123,26 +164,32 @@ def get_task(name: str) -> TaskSpec:
 
 
 def all_tasks() -> list[TaskSpec]:
-    """Every registered task, in the MARBLE table order."""
+    """Every registered task, in the MARBLE table order (``TaskSpec.order``; tasks without one last, by name)."""
     _load_all()
-    return [_REGISTRY[n] for n in TASK_ORDER if n in _REGISTRY] + [
-        s for n, s in _REGISTRY.items() if n not in TASK_ORDER
-    ]
+    return sorted(_REGISTRY.values(), key=lambda s: (s.order is None, s.order or 0, s.name))
 
 
-TASK_ORDER = (
-    "tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
-    "mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50", "separation",
-)
+def task_order() -> tuple[str, ...]:
+    """The names of every registered task, in the MARBLE table order."""
+    return tuple(s.name for s in all_tasks())
 
-_MODULES = (
-    "tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
-    "mtg", "separation",
-)
+
+def task_modules() -> tuple[str, ...]:
+    """The modules of the ``tasks`` package that register tasks (discovered, not listed)."""
+    package_dir = str(Path(__file__).resolve().parent)
+    return tuple(sorted(m.name for m in pkgutil.iter_modules([package_dir])
+                        if m.name not in NOT_TASK_MODULES and not m.name.startswith("_")))
+
+
+_LOADED = False
 
 
 def _load_all() -> None:
-    import importlib
-
-    for mod in _MODULES:
+    """Import every task module once (each registers its specs on import)."""
+    global _LOADED
+    if _LOADED:
+        return
+    for mod in task_modules():
         importlib.import_module(f"tasks.{mod}")
+    _LOADED = True
+

@@ -13,4 +13,7 @@ SPEC = register(TaskSpec(
     window_s=5.0,
     aggregation="mean_logits",
     description="arousal / valence regression, R2 per dimension, 5 s windows averaged",
+    order=50,
+    generator="songs:EmotionTask",
+    reader="emomusic",
 ))

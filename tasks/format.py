@@ -173,33 +173,16 @@ def is_complete(root: str | os.PathLike) -> bool:
     return (Path(root) / META_FILE).exists()
 
 
-def current_umask() -> int:
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; open() would give the umask's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``, with the permissions
+    ``open()`` would give (mert.fsutil, the project's one atomic writer)."""
+    from mert.fsutil import atomic_write
+
+    atomic_write(path, "wb", lambda f: f.write(data))
 
 
 @contextlib.contextmanager
@@ -214,6 +197,8 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    from mert.fsutil import current_umask
+
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700; mkdir would give the umask's mode
     try:
         yield tmp

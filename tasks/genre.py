@@ -13,4 +13,7 @@ SPEC = register(TaskSpec(
     main_score="accuracy",
     window="clip",
     description="GTZAN 10-genre classification, accuracy",
+    order=30,
+    generator="songs:GenreTask",
+    reader="gtzan",
 ))

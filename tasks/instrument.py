@@ -15,4 +15,7 @@ SPEC = register(TaskSpec(
     main_score="accuracy",
     window="clip",
     description="NSynth 11 instrument families from 4 s notes, accuracy",
+    order=60,
+    generator="notes:NoteTask",
+    reader="nsynth",
 ))

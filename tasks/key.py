@@ -17,4 +17,7 @@ SPEC = register(TaskSpec(
     window_s=30.0,
     aggregation="mean_logits",
     description="24-way global key, mir_eval weighted score, 30 s clips combined per song",
+    order=20,
+    generator="songs:KeyTask",
+    reader="giantsteps",
 ))

@@ -5,11 +5,12 @@ holds the tags actually used.
 """
 from tasks.base import TaskSpec, register
 
+# task -> (split-file subset, number of tags, position in the MARBLE table)
 MTG_SUBSETS = {
-    "mtg-instrument": ("instrument", 40),
-    "mtg-mood": ("moodtheme", 56),
-    "mtg-genre": ("genre", 87),
-    "mtg-top50": ("top50tags", 50),
+    "mtg-instrument": ("instrument", 40, 100),
+    "mtg-mood": ("moodtheme", 56, 110),
+    "mtg-genre": ("genre", 87, 120),
+    "mtg-top50": ("top50tags", 50, 130),
 }
 
 SPECS = {
@@ -24,6 +25,9 @@ SPECS = {
         window_s=30.0,
         aggregation="mean_logits",
         description=f"MTG-Jamendo split-0 {subset} tags ({n}), macro ROC-AUC and AP, 30 s windows averaged",
+        order=order,
+        generator="songs:MTGView",  # a tag-set view of the shared MTG corpus
+        reader="mtg_jamendo",
     ))
-    for name, (subset, n) in MTG_SUBSETS.items()
+    for name, (subset, n, order) in MTG_SUBSETS.items()
 }

@@ -11,4 +11,7 @@ SPEC = register(TaskSpec(
     main_score="accuracy",
     window="clip",
     description="NSynth 128-way MIDI pitch from 4 s notes, accuracy",
+    order=70,
+    generator="notes:NoteTask",
+    reader="nsynth",
 ))

@@ -14,4 +14,7 @@ SPEC = register(TaskSpec(
     window="frames",
     window_s=6.0,
     description="4-stem separation with a mask estimator on frame features, SDR per stem (dB)",
+    order=140,
+    generator="songs:SeparationTask",
+    reader="musdb",
 ))

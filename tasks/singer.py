@@ -13,4 +13,7 @@ SPEC = register(TaskSpec(
     main_score="accuracy",
     window="clip",
     description="VocalSet 20-singer identification from 3 s chunks, accuracy",
+    order=80,
+    generator="vocalset:SingerTask",
+    reader="vocalset",
 ))

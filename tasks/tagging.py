@@ -21,4 +21,7 @@ SPEC = register(TaskSpec(
     main_score="mean(roc_auc,ap)",
     window="clip",
     description="MTT top-50 music tagging, macro ROC-AUC and AP",
+    order=10,
+    generator="songs:TaggingTask",
+    reader="mtt",
 ))

@@ -17,4 +17,7 @@ SPEC = register(TaskSpec(
     main_score="accuracy",
     window="clip",
     description="VocalSet 10 singing techniques from 3 s chunks, test singers held out, accuracy",
+    order=90,
+    generator="vocalset:TechniqueTask",
+    reader="vocalset",
 ))

@@ -45,6 +45,18 @@ def test_versions_cover_all_tasks():
     assert set(GENERATOR_VERSIONS) == set(TASK_NAMES) | {"pretraining"}
 
 
+def test_generators_come_from_the_specs():
+    from tasks.embedded import build, songs
+
+    assert build.generator("key") is build.generator("key") is build.GENERATORS["key"]  # made once
+    assert isinstance(build.generator("key"), songs.KeyTask) and build.generator("pitch").name == "pitch"
+    assert [n for n in TASK_NAMES if build.is_view(build.generator(n))] == list(songs.MTG_TASKS)
+    assert set(build.GENERATORS) == set(TASK_NAMES) - set(songs.MTG_TASKS)
+    assert [n for n, g in build.GENERATORS.items() if g.prune_targets] == ["tagging"]
+    with pytest.raises(ValueError, match="seed family"):
+        songs.KeyTask("genre")  # a generator's name is its items' seed family: it cannot serve another task
+
+
 def test_home_from_environment(monkeypatch, tmp_path):
     from tasks.embedded import task_dir
 

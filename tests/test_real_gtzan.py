@@ -123,7 +123,7 @@ def test_beat_download_falls_back_to_gtzan_tempo_beat(tmp_path, monkeypatch):
     """The GTZAN-Rhythm server fails (unreachable here); the gtzan_tempo_beat archive is used instead."""
     import zipfile
 
-    from tasks.real.common import Asset
+    from tasks.real.download import Asset
 
     root = tmp_path / "GTZAN"
     make_gtzan(root, beat_formats=False)

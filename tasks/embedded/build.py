@@ -1,6 +1,7 @@
 """Building prepared folders: job planning, parallel rendering, atomic folders, resume, progress."""
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -10,37 +11,81 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tasks import format as F
-from tasks.base import unknown_name_message
-from tasks.embedded import notes, songs, vocalset
+from tasks.base import all_tasks, get_task, unknown_name_message
+from tasks.embedded import songs
 from tasks.embedded.common import BASE_SEED, SPLITS, SR, Job
 
 log = logging.getLogger(__name__)
 
 SIZES = ("tiny", "standard")
 
-GENERATORS: dict[str, Any] = {
-    "tagging": songs.TaggingTask(),
-    "key": songs.KeyTask(),
-    "genre": songs.GenreTask(),
-    "beat": songs.BeatTask(),
-    "emotion": songs.EmotionTask(),
-    "instrument": notes.NoteTask("instrument"),
-    "pitch": notes.NoteTask("pitch"),
-    "singer": vocalset.SingerTask(),
-    "technique": vocalset.TechniqueTask(),
-    "separation": songs.SeparationTask(),
-}
+# the shared corpora: MTG audio (the four MTG tasks are tag-set views of it) and the pretraining collection
 MTG = songs.MTGCorpus()
 PRETRAINING = songs.PretrainingCorpus()
-TASK_NAMES = ("tagging", "key", "genre", "beat", "emotion", "instrument", "pitch", "singer", "technique",
-              "mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50", "separation")
 
-#: generator version per task (and for the shared MTG audio and the pretraining collection)
-GENERATOR_VERSIONS: dict[str, int] = {
-    **{name: g.version for name, g in GENERATORS.items()},
-    **{name: MTG.version for name in songs.MTG_TASKS},
-    "pretraining": PRETRAINING.version,
-}
+
+# ---------------------------------------------------------------------------------------------- generators
+# Which task has which generator is said by its TaskSpec (``generator``); everything below is derived.
+_MADE: dict[tuple[str, str], Any] = {}  # (task, spec.generator) -> generator, made once
+
+
+def _factory(path: str) -> Callable[[str], Any]:
+    """``songs:KeyTask`` (a module below tasks.embedded) or ``pkg.module:Factory`` -> the factory."""
+    module, _, attr = path.partition(":")
+    mod = importlib.import_module(module if "." in module else f"tasks.embedded.{module}")
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise AttributeError(f"generator {path!r}: module {mod.__name__} has no {attr!r}") from None
+
+
+def generator(task_name: str) -> Any:
+    """The embedded generator of a task, made from its spec's ``generator`` on first use (then the same
+    object every time)."""
+    spec = get_task(task_name)
+    if not spec.generator:
+        raise KeyError(f"task {task_name!r} has no embedded generator (its TaskSpec names none)")
+    key = (spec.name, spec.generator)
+    gen = _MADE.get(key)
+    if gen is None:
+        gen = _MADE[key] = _factory(spec.generator)(spec.name)
+    return gen
+
+
+def task_names() -> tuple[str, ...]:
+    """Every task with embedded data, in the MARBLE table order."""
+    return tuple(s.name for s in all_tasks() if s.generator)
+
+
+def is_view(gen: Any) -> bool:
+    """True for a generator that renders nothing itself (a tag-set view of the shared MTG corpus)."""
+    return isinstance(gen, songs.MTGView)
+
+
+def generators() -> dict[str, Any]:
+    """task -> generator for every task that renders its own audio (not the MTG views), in table order."""
+    return {n: g for n in task_names() if not is_view(g := generator(n))}
+
+
+def generator_versions() -> dict[str, int]:
+    """Generator version per task (an MTG task has the shared MTG corpus's), plus ``pretraining``.
+
+    Keys: the tasks that render their own audio, then the MTG views, then ``pretraining`` (the order the
+    calibration report has always written)."""
+    own = generators()
+    views = {n: generator(n).version for n in task_names() if n not in own}
+    return {**{n: g.version for n, g in own.items()}, **views, "pretraining": PRETRAINING.version}
+
+
+def __getattr__(name: str) -> Any:
+    # the constants of before the specs named their generators, derived now (tests, scripts)
+    if name == "GENERATORS":
+        return generators()
+    if name == "TASK_NAMES":
+        return task_names()
+    if name == "GENERATOR_VERSIONS":
+        return generator_versions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def data_root(home: str | os.PathLike | None = None) -> Path:
@@ -52,17 +97,16 @@ def data_root(home: str | os.PathLike | None = None) -> Path:
 
 
 def _check(task_name: str, size: str) -> None:
-    if task_name not in TASK_NAMES:
-        raise KeyError(unknown_name_message("task", task_name, list(TASK_NAMES)))
+    names = task_names()
+    if task_name not in names:
+        raise KeyError(unknown_name_message("task", task_name, list(names)))
     if size not in SIZES:
         raise ValueError(f"size {size!r} is not one of {SIZES}")
 
 
 def folder_name(task_name: str, size: str) -> str:
     """``<task>-v<task version>-g<generator version>-<size>``: a generator or task change gets a new folder."""
-    from tasks.base import get_task
-
-    return f"{task_name}-v{get_task(task_name).version}-g{GENERATOR_VERSIONS[task_name]}-{size}"
+    return f"{task_name}-v{get_task(task_name).version}-g{generator(task_name).version}-{size}"
 
 
 def task_dir(task_name: str, size: str = "standard", home=None) -> Path:
@@ -79,7 +123,9 @@ def _workers(n_jobs: int, size: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- jobs
-_GEN_BY_KEY = {**GENERATORS, "mtg": MTG, "pretraining": PRETRAINING}
+def _job_generator(key: str) -> Any:
+    """The generator of a job key: a task name, or one of the shared corpora ``mtg`` and ``pretraining``."""
+    return {"mtg": MTG, "pretraining": PRETRAINING}.get(key) or generator(key)
 
 
 def _do_job(args: tuple[str, Job, str]) -> list[dict]:
@@ -87,7 +133,7 @@ def _do_job(args: tuple[str, Job, str]) -> list[dict]:
     from tasks.embedded.render import write_flac
 
     key, job, out_dir = args
-    outs = _GEN_BY_KEY[key].make(job)
+    outs = _job_generator(key).make(job)
     items = []
     for out in outs:
         for rel, pcm in out.audio.items():
@@ -149,7 +195,6 @@ def _write_splits(root: Path, items: list[dict]) -> dict[str, int]:
 
 
 def _meta(task_name: str, size: str, gen_version: int, labels: list, counts: dict, extra: dict | None = None) -> dict:
-    from tasks.base import get_task
     from tasks.embedded.render import soundfont_id
 
     spec = get_task(task_name)
@@ -201,34 +246,32 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
 
     def build() -> None:
         t0 = time.time()
-        if task_name in songs.MTG_TASKS:
-            _build_mtg(task_name, size, home, final, progress)
+        gen = generator(task_name)
+        if is_view(gen):
+            _build_mtg(task_name, gen, size, home, final, progress)
         else:
-            gen = GENERATORS[task_name]
             jobs = gen.plan(size)
             with F.atomic_dir(final) as tmp:
                 items = run_jobs(task_name, jobs, tmp, progress, f"{task_name} ({size})", size)
                 labels = gen.labels(items)
-                if gen.__class__.__name__ == "TaggingTask":
+                if getattr(gen, "prune_targets", False):
                     keep = set(labels)
                     for it in items:
                         it["target"] = [t for t in it["target"] if t in keep]
                 counts = _write_splits(tmp, items)
-                extra = {"durations_s": _durations(task_name, size)}
+                extra = {"durations_s": _durations(gen, size)}
                 F.write_meta(tmp, _meta(task_name, size, gen.version, labels, counts, extra))
         log.info("prepared %s (%s) in %.1f s -> %s", task_name, size, time.time() - t0, final)
 
     return _build_once(final, build)
 
 
-def _durations(task_name: str, size: str) -> Any:
-    gen = GENERATORS.get(task_name)
+def _durations(gen: Any, size: str) -> Any:
+    """The items' length in seconds for meta.json: the size's ``duration``, else the generator's fixed one."""
     cfg = getattr(gen, "sizes", {}).get(size, {})
     if "duration" in cfg:
         return cfg["duration"]
-    if task_name in ("instrument", "pitch"):
-        return notes.NOTE_S
-    return None
+    return getattr(gen, "item_duration_s", None)
 
 
 def _mtg_audio_dir(size: str, home) -> Path:
@@ -255,10 +298,10 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _build_mtg(task_name: str, size: str, home, final: Path, progress: bool) -> None:
+def _build_mtg(task_name: str, view: songs.MTGView, size: str, home, final: Path, progress: bool) -> None:
     """A tag-set view of the shared MTG corpus: audio hard-linked (copied where links fail)."""
     src = _build_mtg_audio(size, home, progress)
-    subset, order = songs.MTG_TASKS[task_name]
+    subset, order = view.subset, view.order
     items = []
     for split in SPLITS:
         for it in F.read_split(src, split):
@@ -282,7 +325,7 @@ def _build_mtg(task_name: str, size: str, home, final: Path, progress: bool) -> 
 
 def prepare_all(size: str = "standard", home=None, progress: bool = True) -> dict[str, Path]:
     """Every task (finished ones are skipped)."""
-    return {t: prepare(t, size, home, progress) for t in TASK_NAMES}
+    return {t: prepare(t, size, home, progress) for t in task_names()}
 
 
 def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None = None, progress: bool = True) -> Path:

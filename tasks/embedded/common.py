@@ -1,4 +1,4 @@
-"""Shared plumbing of the generators: jobs, per-item seeds, item outputs."""
+"""Shared plumbing of the generators: the generator base class, jobs, per-item seeds, item outputs."""
 from __future__ import annotations
 
 import zlib
@@ -40,6 +40,30 @@ class Out:
 
     audio: dict[str, np.ndarray]
     items: list[dict[str, Any]] = field(default_factory=list)  # Item fields except audio paths resolved
+
+
+class TaskGenerator:
+    """Base of the task generators. A task's spec names its generator's factory (``TaskSpec.generator``,
+    e.g. ``songs:KeyTask``); ``tasks.embedded.build`` makes it with ``Factory(task_name)``.
+
+    A generator has ``name`` (the seed family of its jobs: changing it changes every item), ``version``
+    (bumped when its output changes), ``plan(size) -> [Job]``, ``make(job) -> [Out]`` and
+    ``labels(items) -> list``, and optionally:
+
+    prune_targets:    True when the labels keep only part of the vocabulary (tags seen in every split) and
+                      the items' targets are cut down to them.
+    item_duration_s:  the items' length in seconds for ``meta.json`` when ``sizes[size]`` has no ``duration``.
+    """
+
+    name = ""
+    version = 1
+    prune_targets = False
+    item_duration_s: float | None = None
+
+    def __init__(self, task: str | None = None) -> None:
+        if task is not None and task != self.name:
+            raise ValueError(f"generator {type(self).__name__} makes task {self.name!r}, not {task!r} "
+                             "(its name is the seed family of its items)")
 
 
 def split_counts(n: int, ratios=(0.6, 0.15, 0.25)) -> dict[str, int]:

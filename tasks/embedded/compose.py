@@ -342,28 +342,67 @@ def _chord_for_bar(prog: list[int], bar: int, per_bar: int, beat_in_bar: float, 
     return prog[i % len(prog)]
 
 
-def compose(
-    rng: np.random.Generator,
-    style: str,
-    duration: float,
-    *,
-    tonic: int | None = None,
-    mode: str | None = None,
-    tempo: float | None = None,
-    tempo_kind: str | None = None,
-    drums: bool | None = None,
-    vocals: bool | None = None,
-    vocal_sex: str | None = None,
-    register: int = 0,
-    articulation: float = 1.0,
-    dissonance: float = 0.0,
-    dynamics: float = 0.0,
-    density: float | None = None,
-    cadence: float = 0.0,
-) -> Song:
-    """Compose a song of ``style``; keyword arguments pin what a task controls, the rest is drawn."""
-    if style not in STYLES:
-        raise KeyError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
+@dataclass
+class _Sketch:
+    """What is fixed before the parts are written: key, meter, tempo grid, harmony and the song-wide draws,
+    with the helpers every part uses. Its fields are drawn from ``rng`` in a fixed order; the parts then draw
+    from the same ``rng`` (chords, bass, melody, vocals, drums: the order of :func:`compose`)."""
+
+    rng: np.random.Generator
+    style: str
+    st: dict[str, Any]
+    duration: float
+    tonic: int
+    mode: str
+    tempo: float
+    bpb: int
+    tempo_kind: str
+    beats: np.ndarray
+    n_bars: int
+    swing: float
+    density: float
+    vel_lo: float
+    vel_hi: float
+    vel_scale: float
+    register: int
+    articulation: float
+    dissonance: float
+    harmony: str = ""
+    prog: list[int] = field(default_factory=list)
+    per_bar: int = 1
+    seventh: bool = False
+    raised_v: bool = False
+    dominant: bool = False
+
+    @property
+    def scale(self) -> tuple[int, ...]:
+        return MAJOR if self.mode == "major" else MINOR
+
+    def vel(self, base=None) -> int:
+        """A note velocity: drawn in the style's range (or ``base``), scaled by the song's dynamics."""
+        v = self.rng.uniform(self.vel_lo, self.vel_hi) if base is None else base
+        return int(np.clip(v * self.vel_scale, 1, 127))
+
+    def reg(self, lo: int) -> int:
+        """A part's lowest pitch: ``lo`` moved by the song's register and a small draw (independent of key)."""
+        return lo + self.register + int(self.rng.integers(-2, 3))
+
+    def chord_at(self, b) -> tuple[int, list[int]]:
+        """(scale degree, pitch classes) of the chord sounding at beat ``b``."""
+        bar = int(b // self.bpb)
+        deg = _chord_for_bar(self.prog, bar, self.per_bar, b - bar * self.bpb, self.bpb)
+        return deg, chord_pcs(deg, self.tonic, self.mode, self.seventh, self.raised_v, self.dominant)
+
+    def add_dissonance(self, pitches):
+        if self.dissonance > 0 and self.rng.random() < self.dissonance:
+            pitches = pitches + [pitches[0] + int(self.rng.choice([1, 6, 11, 13]))]
+        return pitches
+
+
+def _draw_key_tempo_and_grid(rng, style: str, duration: float, *, tonic, mode, tempo, tempo_kind, density,
+                             dynamics, register, articulation, dissonance) -> _Sketch:
+    """Key, mode, tempo, meter, tempo curve and beat grid, swing, density and dynamics (what the caller pins
+    is kept, the rest drawn from the style's ranges)."""
     st = STYLES[style]
     tonic = int(rng.integers(12)) if tonic is None else int(tonic)
     mode = mode or ("major" if rng.random() < st["major_p"] else "minor")
@@ -380,61 +419,52 @@ def compose(
     density = float(rng.uniform(*st["density"])) if density is None else density
     vel_lo, vel_hi = st["vel"]
     vel_scale = float(np.clip(1.0 + dynamics, 0.35, 1.3))
+    return _Sketch(rng, style, st, duration, tonic, mode, tempo, bpb, tempo_kind, beats, n_bars, swing, density,
+                   vel_lo, vel_hi, vel_scale, register, articulation, dissonance)
 
-    def vel(base=None):
-        v = rng.uniform(vel_lo, vel_hi) if base is None else base
-        return int(np.clip(v * vel_scale, 1, 127))
 
-    harmony = st["harmony"]
-    progs = PROGRESSIONS[(harmony, mode)]
+def _draw_harmony(sk: _Sketch, cadence: float) -> None:
+    """The chord progression (a loop of scale degrees, sometimes two), chords per bar, sevenths, the raised
+    leading tone in minor, and with ``cadence`` a tonic opening and dominant close that establish the key."""
+    rng = sk.rng
+    harmony = sk.harmony = sk.st["harmony"]
+    progs = PROGRESSIONS[(harmony, sk.mode)]
     prog = list(progs[int(rng.integers(len(progs)))])
     if harmony not in ("blues", "drone", "atonal") and rng.random() < 0.3:
         prog = prog + list(progs[int(rng.integers(len(progs)))])
-    per_bar = 2 if (harmony == "jazz" and rng.random() < 0.5) or (len(prog) <= 2 and rng.random() < 0.3) else 1
-    seventh = harmony in ("jazz",) or (rng.random() < 0.2)
-    raised_v = mode == "minor" and (harmony == "classical" or rng.random() < max(0.6, cadence))
+    sk.per_bar = 2 if (harmony == "jazz" and rng.random() < 0.5) or (len(prog) <= 2 and rng.random() < 0.3) else 1
+    sk.seventh = harmony in ("jazz",) or (rng.random() < 0.2)
+    sk.raised_v = sk.mode == "minor" and (harmony == "classical" or rng.random() < max(0.6, cadence))
     if cadence and harmony not in ("blues", "drone", "atonal") and rng.random() < cadence:
         # establish the key: open on the tonic, close each loop with a dominant that resolves to it
         prog = [0] + prog[1:-1] + [4] if len(prog) >= 3 else [0, 4]
-    dominant = harmony == "blues"
+    sk.prog = prog
+    sk.dominant = harmony == "blues"
 
-    def reg(lo):  # register placement independent of key
-        base = lo + register + int(rng.integers(-2, 3))
-        return base
 
-    scale = MAJOR if mode == "major" else MINOR
-    parts: list[Part] = []
-
-    def chord_at(b):
-        bar = int(b // bpb)
-        deg = _chord_for_bar(prog, bar, per_bar, b - bar * bpb, bpb)
-        return deg, chord_pcs(deg, tonic, mode, seventh, raised_v, dominant)
-
-    def add_dissonance(pitches):
-        if dissonance > 0 and rng.random() < dissonance:
-            pitches = pitches + [pitches[0] + int(rng.choice([1, 6, 11, 13]))]
-        return pitches
-
-    # --- chords / accompaniment
+def _chord_part(sk: _Sketch) -> tuple[Part, str]:
+    """The accompaniment in one of the style's chord styles (pad, block, arpeggio, strum, comp, ...):
+    (part, chord style)."""
+    rng, st, bpb, per_bar, tonic, vel = sk.rng, sk.st, sk.bpb, sk.per_bar, sk.tonic, sk.vel
     cstyle = str(rng.choice(st["chord_style"]))
     cprog = int(rng.choice(st["chords"]))
-    clo = reg(52 if cprog not in (104,) else 55)
+    clo = sk.reg(52 if cprog not in (104,) else 55)
     chords = Part("chords", cprog, False, "other", volume=int(rng.integers(80, 105)))
-    for bar in range(n_bars):
+    for bar in range(sk.n_bars):
         for half in range(per_bar):
             b0 = bar * bpb + half * bpb / per_bar
             span = bpb / per_bar
-            deg, pcs = chord_at(b0)
-            if harmony == "atonal":
+            deg, pcs = sk.chord_at(b0)
+            if sk.harmony == "atonal":
                 pcs = [tonic + int(x) for x in rng.integers(0, 12, size=3)]
             voiced = sorted(place(p, clo) for p in pcs)
-            voiced = add_dissonance(voiced)
-            art = articulation
+            voiced = sk.add_dissonance(voiced)
+            art = sk.articulation
             if cstyle in ("pad", "drone"):
                 if cstyle == "drone":
                     voiced = [place(tonic, clo), place(tonic + 7, clo)]
                 for p in voiced:
-                    chords.notes.append((p, vel(vel_lo), b0, b0 + span))
+                    chords.notes.append((p, vel(sk.vel_lo), b0, b0 + span))
             elif cstyle == "block":
                 hits = [0.0] if rng.random() < 0.5 else [0.0, span / 2]
                 for h in hits:
@@ -476,14 +506,19 @@ def compose(
                     if rng.random() < prob or (s == 0 and cstyle != "sparse"):
                         for p in voiced:
                             chords.notes.append((p, vel(), b0 + s, b0 + s + (0.2 if cstyle != "sparse" else 1.5) * art))
-    parts.append(chords)
+    return chords, cstyle
 
-    # --- bass
+
+def _bass_part(sk: _Sketch) -> tuple[Part, str]:
+    """The bass line in one of the style's bass styles (root, walking, octave, reggae, funk, ...):
+    (part, bass style)."""
+    rng, st, bpb, tonic, vel, articulation = sk.rng, sk.st, sk.bpb, sk.tonic, sk.vel, sk.articulation
+    chord_at = sk.chord_at
     bstyle = str(rng.choice(st["bass_style"]))
     bprog = int(rng.choice(st["bass"]))
-    blo = reg(33 if bprog < 40 or bprog in (43, 58) else 40)
+    blo = sk.reg(33 if bprog < 40 or bprog in (43, 58) else 40)
     bass = Part("bass", bprog, False, "bass", volume=int(rng.integers(90, 115)))
-    for bar in range(n_bars):
+    for bar in range(sk.n_bars):
         for beat in range(bpb):
             b = bar * bpb + beat
             deg, pcs = chord_at(b)
@@ -495,7 +530,7 @@ def compose(
             elif bstyle == "halves" and beat % 2 == 0:
                 bass.notes.append((root if beat == 0 else fifth, vel(), b, b + 1.9 * art_c(articulation)))
             elif bstyle == "drone" and beat == 0 and bar % 2 == 0:
-                bass.notes.append((place(tonic, blo), vel(vel_lo), b, b + 2 * bpb))
+                bass.notes.append((place(tonic, blo), vel(sk.vel_lo), b, b + 2 * bpb))
             elif bstyle == "root5":
                 if beat % 2 == 0:
                     bass.notes.append((root if beat == 0 else fifth, vel(), b, b + 0.9 * articulation))
@@ -531,95 +566,150 @@ def compose(
                     if (beat == 0 and s == 0) or rng.random() < 0.35:
                         p = root + (12 if rng.random() < 0.25 else 0)
                         bass.notes.append((p, vel(), b + s, b + s + 0.2))
-    parts.append(bass)
+    return bass, bstyle
 
-    # --- melody (lead instrument and / or vocals)
-    has_vocals = (rng.random() < st["vocal_p"]) if vocals is None else bool(vocals)
-    has_lead = rng.random() < st["melody_p"] or not has_vocals and rng.random() < 0.5
 
-    def melody_line(lo: int, hi: int, dens: float, long_notes: bool = False) -> list[tuple[int, float, float]]:
-        """Motif-based melody: a 2-bar motif repeated with variation; chord tones on strong beats."""
-        line = []
-        motif_rhythm = []
-        t = 0.0
-        choices = [2.0, 1.0, 0.5] if long_notes else [1.0, 0.5, 0.5, 0.25]
-        while t < 2 * bpb:
-            d = float(rng.choice(choices)) if rng.random() < 0.6 + 0.3 * dens else 1.0
-            d = min(d, 2 * bpb - t)
-            rest = rng.random() < 0.25 * (1 - dens)
-            motif_rhythm.append((t, d, rest))
-            t += d
-        deg_walk = int(rng.integers(0, 7))
-        center = (lo + hi) // 2
-        prev = place(tonic + scale[deg_walk], center - 6)
-        for bar0 in range(0, n_bars, 2):
-            if rng.random() < 0.15:
-                continue  # breathing space
-            for (s, d, rest) in motif_rhythm:
-                b = bar0 * bpb + s
-                if rest:
-                    continue
-                deg, pcs = chord_at(b)
-                if harmony == "atonal":
-                    p = int(rng.integers(lo, hi))
-                elif s % 1 == 0 and rng.random() < 0.7:
-                    cands = [place(pc, prev - 6) for pc in pcs]
-                    p = min(cands, key=lambda c: abs(c - prev) + rng.random())
-                else:
-                    step = int(rng.choice([-2, -1, -1, 1, 1, 2]))
-                    i = min(range(7), key=lambda j: abs(((tonic + scale[j]) - prev) % 12))
-                    j = i + step
-                    p = prev + (scale[j % 7] + 12 * (j // 7) - scale[i])
-                while p < lo:
-                    p += 12
-                while p > hi:
-                    p -= 12
-                if dissonance > 0 and rng.random() < dissonance * 0.3:
-                    p += int(rng.choice([-1, 1]))
-                line.append((p, b, b + d * 0.95 * (articulation if not long_notes else 1.0)))
-                prev = p
-        # end the piece's last phrase on the tonic
-        return line
+def _melody_line(sk: _Sketch, lo: int, hi: int, dens: float, long_notes: bool = False) -> list[tuple[int, float, float]]:
+    """Motif-based melody: a 2-bar motif repeated with variation; chord tones on strong beats."""
+    rng, bpb, tonic, scale = sk.rng, sk.bpb, sk.tonic, sk.scale
+    line = []
+    motif_rhythm = []
+    t = 0.0
+    choices = [2.0, 1.0, 0.5] if long_notes else [1.0, 0.5, 0.5, 0.25]
+    while t < 2 * bpb:
+        d = float(rng.choice(choices)) if rng.random() < 0.6 + 0.3 * dens else 1.0
+        d = min(d, 2 * bpb - t)
+        rest = rng.random() < 0.25 * (1 - dens)
+        motif_rhythm.append((t, d, rest))
+        t += d
+    deg_walk = int(rng.integers(0, 7))
+    center = (lo + hi) // 2
+    prev = place(tonic + scale[deg_walk], center - 6)
+    for bar0 in range(0, sk.n_bars, 2):
+        if rng.random() < 0.15:
+            continue  # breathing space
+        for (s, d, rest) in motif_rhythm:
+            b = bar0 * bpb + s
+            if rest:
+                continue
+            deg, pcs = sk.chord_at(b)
+            if sk.harmony == "atonal":
+                p = int(rng.integers(lo, hi))
+            elif s % 1 == 0 and rng.random() < 0.7:
+                cands = [place(pc, prev - 6) for pc in pcs]
+                p = min(cands, key=lambda c: abs(c - prev) + rng.random())
+            else:
+                step = int(rng.choice([-2, -1, -1, 1, 1, 2]))
+                i = min(range(7), key=lambda j: abs(((tonic + scale[j]) - prev) % 12))
+                j = i + step
+                p = prev + (scale[j % 7] + 12 * (j // 7) - scale[i])
+            while p < lo:
+                p += 12
+            while p > hi:
+                p -= 12
+            if sk.dissonance > 0 and rng.random() < sk.dissonance * 0.3:
+                p += int(rng.choice([-1, 1]))
+            line.append((p, b, b + d * 0.95 * (sk.articulation if not long_notes else 1.0)))
+            prev = p
+    # end the piece's last phrase on the tonic
+    return line
 
-    if has_lead:
-        lprog = int(rng.choice(st["lead"]))
-        llo = reg(60 if lprog not in (32, 33, 58, 42, 70) else 48)
-        lead = Part("lead", lprog, False, "other", volume=int(rng.integers(85, 110)))
-        for p, s, e in melody_line(llo, llo + 19, density):
-            lead.notes.append((p, vel(), s, e))
-        if has_vocals:  # the lead answers the voice: keep it softer
-            lead.volume = int(lead.volume * 0.7)
-        parts.append(lead)
-    vocal = None
-    if has_vocals:
-        singer = V.random_singer(rng, vocal_sex)
-        technique = "spoken" if st.get("rap") else str(rng.choice(["vibrato", "straight", "belt", "breathy", "vibrato"]))
-        vlo = singer.lo + 3
-        line = melody_line(vlo, singer.hi - 3, min(1.0, density * 0.8), long_notes=style in ("classical", "choral"))
-        vnotes = [(p, s, e, str(rng.choice(V.VOWEL_NAMES))) for p, s, e in line]
-        vocal = Vocal(singer, technique, vnotes, level=float(rng.uniform(0.8, 1.1)))
 
-    # --- drums
+def _lead_part(sk: _Sketch, has_vocals: bool) -> Part:
+    """A lead instrument playing a melody (softer when it answers a voice)."""
+    rng = sk.rng
+    lprog = int(rng.choice(sk.st["lead"]))
+    llo = sk.reg(60 if lprog not in (32, 33, 58, 42, 70) else 48)
+    lead = Part("lead", lprog, False, "other", volume=int(rng.integers(85, 110)))
+    for p, s, e in _melody_line(sk, llo, llo + 19, sk.density):
+        lead.notes.append((p, sk.vel(), s, e))
+    if has_vocals:  # the lead answers the voice: keep it softer
+        lead.volume = int(lead.volume * 0.7)
+    return lead
+
+
+def _vocal_line(sk: _Sketch, vocal_sex: str | None) -> Vocal:
+    """A singer (of ``vocal_sex`` when given), a technique (spoken for rap) and a sung melody with vowels."""
+    rng = sk.rng
+    singer = V.random_singer(rng, vocal_sex)
+    technique = "spoken" if sk.st.get("rap") else str(rng.choice(["vibrato", "straight", "belt", "breathy", "vibrato"]))
+    vlo = singer.lo + 3
+    line = _melody_line(sk, vlo, singer.hi - 3, min(1.0, sk.density * 0.8),
+                        long_notes=sk.style in ("classical", "choral"))
+    vnotes = [(p, s, e, str(rng.choice(V.VOWEL_NAMES))) for p, s, e in line]
+    return Vocal(singer, technique, vnotes, level=float(rng.uniform(0.8, 1.1)))
+
+
+def _drum_parts(sk: _Sketch, drums: bool | None) -> tuple[list[Part], str | None]:
+    """The drum kit in one of the style's grooves, or timpani (orchestral), or nothing: (parts, groove)."""
+    rng, st, bpb, tonic = sk.rng, sk.st, sk.bpb, sk.tonic
     use_drums = (rng.random() < st["drum_p"]) if drums is None else bool(drums)
     groove = None
+    parts: list[Part] = []
     if use_drums and st["drums"]:
         groove = str(rng.choice(st["drums"]))
         if groove == "timpani":
             timp = Part("timpani", 47, False, "drums")
-            for bar in range(n_bars):
+            for bar in range(sk.n_bars):
                 if bar % 2 == 0:
-                    timp.notes.append((place(tonic, 40), vel(), bar * bpb, bar * bpb + 1))
-                    timp.notes.append((place(tonic + 7, 40), vel(), bar * bpb + bpb - 1, bar * bpb + bpb))
+                    timp.notes.append((place(tonic, 40), sk.vel(), bar * bpb, bar * bpb + 1))
+                    timp.notes.append((place(tonic + 7, 40), sk.vel(), bar * bpb + bpb - 1, bar * bpb + bpb))
             parts.append(timp)
         else:
-            parts.append(drum_part(rng, groove, n_bars, bpb, vel_scale, fills=rng.random() < 0.7))
+            parts.append(drum_part(rng, groove, sk.n_bars, bpb, sk.vel_scale, fills=rng.random() < 0.7))
+    return parts, groove
 
-    info = dict(style=style, tonic=tonic, mode=mode, tempo=round(tempo, 2), tempo_kind=tempo_kind,
-                meter=bpb, swing=round(swing, 3), groove=groove, chord_style=cstyle, bass_style=bstyle,
-                harmony=harmony, progression=prog, density=round(density, 3), vocals=has_vocals,
+
+def compose(
+    rng: np.random.Generator,
+    style: str,
+    duration: float,
+    *,
+    tonic: int | None = None,
+    mode: str | None = None,
+    tempo: float | None = None,
+    tempo_kind: str | None = None,
+    drums: bool | None = None,
+    vocals: bool | None = None,
+    vocal_sex: str | None = None,
+    register: int = 0,
+    articulation: float = 1.0,
+    dissonance: float = 0.0,
+    dynamics: float = 0.0,
+    density: float | None = None,
+    cadence: float = 0.0,
+) -> Song:
+    """Compose a song of ``style``; keyword arguments pin what a task controls, the rest is drawn.
+
+    The steps draw from ``rng`` in this order (a change of order changes every song): key, tempo and grid;
+    harmony; chords; bass; whether there are vocals and a lead; the lead; the vocal line; drums.
+    """
+    if style not in STYLES:
+        raise KeyError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
+    sk = _draw_key_tempo_and_grid(rng, style, duration, tonic=tonic, mode=mode, tempo=tempo,
+                                  tempo_kind=tempo_kind, density=density, dynamics=dynamics, register=register,
+                                  articulation=articulation, dissonance=dissonance)
+    _draw_harmony(sk, cadence)
+    chords, cstyle = _chord_part(sk)
+    bass, bstyle = _bass_part(sk)
+    parts = [chords, bass]
+
+    # melody: a lead instrument and / or vocals
+    has_vocals = (rng.random() < sk.st["vocal_p"]) if vocals is None else bool(vocals)
+    has_lead = rng.random() < sk.st["melody_p"] or not has_vocals and rng.random() < 0.5
+    if has_lead:
+        parts.append(_lead_part(sk, has_vocals))
+    vocal = _vocal_line(sk, vocal_sex) if has_vocals else None
+
+    drum_parts, groove = _drum_parts(sk, drums)
+    parts += drum_parts
+
+    info = dict(style=style, tonic=sk.tonic, mode=sk.mode, tempo=round(sk.tempo, 2), tempo_kind=sk.tempo_kind,
+                meter=sk.bpb, swing=round(sk.swing, 3), groove=groove, chord_style=cstyle, bass_style=bstyle,
+                harmony=sk.harmony, progression=sk.prog, density=round(sk.density, 3), vocals=has_vocals,
                 register=register, lead=has_lead,
                 vocal_sex=vocal.singer.sex if vocal else None, technique=vocal.technique if vocal else None)
-    return Song(style, tonic, mode, beats, bpb, duration, swing, parts, vocal, info)
+    return Song(style, sk.tonic, sk.mode, sk.beats, sk.bpb, duration, sk.swing, parts, vocal, info)
 
 
 def art_c(a: float) -> float:

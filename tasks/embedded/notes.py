@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.embedded import voice as V
-from tasks.embedded.common import SPLITS, Job, Out
+from tasks.embedded.common import SPLITS, Job, Out, TaskGenerator
 from tasks.embedded.render import SR, render_midi, to_int16
 
 NOTE_S = 4.0
@@ -54,12 +54,15 @@ def render_note(program: int, pitch: int, velocity: int, rng: np.random.Generato
     return render_midi(pm, NOTE_S)
 
 
-class NoteTask:
+class NoteTask(TaskGenerator):
     """Instrument (target = family) or pitch (target = MIDI number as a string) from single notes."""
 
     version = 1
+    item_duration_s = NOTE_S
 
     def __init__(self, name: str):
+        if name not in ("instrument", "pitch"):
+            raise ValueError(f"NoteTask makes the tasks 'instrument' and 'pitch', not {name!r}")
         self.name = name
         if name == "instrument":
             self.sizes = {"standard": {"train": 70, "valid": 15, "test": 30}, "tiny": {"train": 2, "valid": 1, "test": 1}}

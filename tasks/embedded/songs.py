@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.embedded import tags as T
-from tasks.embedded.common import SPLITS, Job, Out, round_list
+from tasks.embedded.common import SPLITS, Job, Out, TaskGenerator, round_list
 from tasks.embedded.compose import ALL_STYLES, GTZAN_STYLES, compose, render_song
 from tasks.embedded.render import normalize, to_int16
 
@@ -31,11 +31,9 @@ def _plan(family: str, counts: dict[str, int], params_fn=None) -> list[Job]:
 
 
 # ---------------------------------------------------------------------------------------------- base
-class SongTask:
+class SongTask(TaskGenerator):
     """A task whose items are single composed songs of ``duration`` seconds."""
 
-    name = ""
-    version = 1
     sizes: dict[str, dict] = {}
 
     def counts(self, size):
@@ -222,6 +220,7 @@ def _filter_tags(items, vocab_order) -> list[str]:
 class TaggingTask(SongTask):
     name = "tagging"
     version = 1
+    prune_targets = True  # labels: the MTT tags seen in every split (see _filter_tags)
     sizes = {"standard": {"counts": {"train": 280, "valid": 70, "test": 140}, "duration": 8.0},
              "tiny": {"counts": {"train": 12, "valid": 8, "test": 8}, "duration": 3.0}}
 
@@ -297,6 +296,18 @@ MTG_TASKS = {
     "mtg-genre": ("genre", MTG_GENRE_ORDER),
     "mtg-top50": ("top50tags", MTG_TOP50),
 }
+
+
+class MTGView:
+    """The generator of an MTG task: a tag-set view of the shared :class:`MTGCorpus` (the four MTG tasks share
+    its audio; ``tasks.embedded.build`` links it into each task's folder)."""
+
+    def __init__(self, task: str) -> None:
+        if task not in MTG_TASKS:
+            raise KeyError(f"no MTG tag set for task {task!r}; known: {', '.join(MTG_TASKS)}")
+        self.name = task
+        self.subset, self.order = MTG_TASKS[task]
+        self.version = MTGCorpus.version
 
 
 def mtg_subset_target(all_tags: dict[str, list[str]], subset: str) -> list[str]:

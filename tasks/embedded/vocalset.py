@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.embedded import voice as V
-from tasks.embedded.common import SPLITS, Job, Out
+from tasks.embedded.common import SPLITS, Job, Out, TaskGenerator
 from tasks.embedded.render import to_int16
 
 CHUNK_S = 3.0
@@ -47,7 +47,7 @@ def _chunks(job: Job, y: np.ndarray, duration: float, target: str, extra: dict) 
     return Out({rel: to_int16(y)}, items)
 
 
-class SingerTask:
+class SingerTask(TaskGenerator):
     """20 singers; recordings split 12:8:5 by recording; every recording a random technique."""
 
     name = "singer"
@@ -77,7 +77,7 @@ class SingerTask:
         return list(SINGER_NAMES)
 
 
-class TechniqueTask:
+class TechniqueTask(TaskGenerator):
     """10 techniques; singers f2, f8, m3, m5, m10 held out for test; valid = 1 in 5 train-singer recordings."""
 
     name = "technique"

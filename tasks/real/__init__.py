@@ -6,7 +6,8 @@
     instructions(task_name) -> str                               manual steps and the layout expected
     reference_rows() -> list[dict]                               published MARBLE v1 scores (results/reference)
 
-``data_dir`` None means ``$MERT_BENCH_DATA/<dataset>`` (dataset folder names in :data:`DATASET_DIRS`).
+``data_dir`` None means ``$MERT_BENCH_DATA/<dataset>`` (dataset folder names: :func:`dataset_dirs`). Which
+reader serves a task is said by its spec (``TaskSpec.reader``, a module of this package).
 Options per task (``options`` dict):
   tagging: ``split`` = ``folder`` (default, MARBLE: all 25,863 clips) | ``won`` (Won et al. 2020: clips with a
   top-50 tag, 15,250 / 1,529 / 4,332).
@@ -18,57 +19,73 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tasks.real.common import (
-    DatasetMissing, MetadataError, ValidationReport, check_listing, clear_cache, download_file, extract_archive,
-    resolve_data_dir, write_prepared,
-)
+from tasks.real.download import download_file, extract_archive
+from tasks.real.folders import DatasetMissing, MetadataError, clear_cache, resolve_data_dir
+from tasks.real.prepared import write_prepared
+from tasks.real.validation import ValidationReport, check_listing
 
 __all__ = [
-    "prepare", "validate", "download", "instructions", "reference_rows", "ValidationReport", "DatasetMissing",
-    "MetadataError", "DATASET_DIRS", "dataset_of",
+    "prepare", "validate", "download", "instructions", "reference_rows", "resolve_options", "reader",
+    "reader_names", "dataset_of", "dataset_dirs", "ValidationReport", "DatasetMissing", "MetadataError",
+    "DATASET_DIRS",
 ]
 
-# task -> reader module
-_MODULE_OF = {
-    "tagging": "mtt", "key": "giantsteps", "genre": "gtzan", "beat": "gtzan", "emotion": "emomusic",
-    "instrument": "nsynth", "pitch": "nsynth", "singer": "vocalset", "technique": "vocalset",
-    "mtg-instrument": "mtg_jamendo", "mtg-mood": "mtg_jamendo", "mtg-genre": "mtg_jamendo",
-    "mtg-top50": "mtg_jamendo", "separation": "musdb",
-}
+
+# Which reader serves which task is said by the task's spec (``TaskSpec.reader``); the rest is derived.
+def reader_names() -> dict[str, str]:
+    """task -> the module name of its real-data reader, for every task that has one, in table order."""
+    from tasks.base import all_tasks
+
+    return {s.name: s.reader for s in all_tasks() if s.reader}
 
 
-def _module(task: str):
-    if task not in _MODULE_OF:
+def reader(task: str):
+    """The reader module of a task (``genre`` -> :mod:`tasks.real.gtzan`)."""
+    names = reader_names()
+    if task not in names:
         from tasks.base import unknown_name_message
 
-        raise KeyError(unknown_name_message("task", task, list(_MODULE_OF)))
-    return importlib.import_module(f"tasks.real.{_MODULE_OF[task]}")
+        raise KeyError(unknown_name_message("task", task, list(names)))
+    name = names[task]
+    return importlib.import_module(name if "." in name else f"tasks.real.{name}")
 
 
 def dataset_of(task: str) -> str:
     """The dataset folder name below ``$MERT_BENCH_DATA`` for a task (``genre`` -> ``GTZAN``)."""
-    return _module(task).DATASET
+    return reader(task).DATASET
 
 
-DATASET_DIRS = {
-    "MagnaTagATune": ("tagging",), "GiantSteps": ("key",), "GTZAN": ("genre", "beat"), "Emomusic": ("emotion",),
-    "NSynth": ("instrument", "pitch"), "VocalSet": ("singer", "technique"),
-    "MTG-Jamendo": ("mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50"), "MUSDB18": ("separation",),
-}
+def dataset_dirs() -> dict[str, tuple[str, ...]]:
+    """Dataset folder name -> the tasks it serves, in table order (``GTZAN`` -> ``("genre", "beat")``)."""
+    dirs: dict[str, tuple[str, ...]] = {}
+    for task in reader_names():
+        d = dataset_of(task)
+        dirs[d] = dirs.get(d, ()) + (task,)
+    return dirs
+
+
+def __getattr__(name: str) -> Any:
+    # derived on every access from the specs (the constant of before; tests and docs name it)
+    if name == "DATASET_DIRS":
+        return dataset_dirs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _root(task: str, data_dir: str | os.PathLike | None) -> Path:
-    mod = _module(task)
+    mod = reader(task)
     return resolve_data_dir(mod.DATASET, data_dir, mod.instructions(task))
 
 
 def instructions(task_name: str) -> str:
     """How to get the data for a task by hand, and the layout the reader expects."""
-    return _module(task_name).instructions(task_name)
+    return reader(task_name).instructions(task_name)
 
 
-def _options(task: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    mod = _module(task)
+def resolve_options(task: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The real-data options of a task: every option the reader knows at its default (the first allowed
+    value), overridden by ``options``. An unknown option is a KeyError, a value it does not allow a ValueError
+    (both name the valid ones)."""
+    mod = reader(task)
     allowed = getattr(mod, "OPTIONS", {}).get(task, {})
     opts = {k: v[0] for k, v in allowed.items()}
     for k, v in (options or {}).items():
@@ -80,6 +97,8 @@ def _options(task: str, options: dict[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
+
+
 def validate(task_name: str, data_dir: str | os.PathLike | None = None, options: dict[str, Any] | None = None,
              level: str = "header", progress: bool = False) -> ValidationReport:
     """Check a user's copy: per-split counts against the protocol's, every missing / unreadable / wrong-length
@@ -87,11 +106,11 @@ def validate(task_name: str, data_dir: str | os.PathLike | None = None, options:
 
     ``level``: ``exists`` (stat), ``header`` (default: soundfile header and length), ``decode`` (full decode).
     """
-    mod = _module(task_name)
+    mod = reader(task_name)
     clear_cache()
     try:
         root = _root(task_name, data_dir)
-        listing = mod.listing(task_name, root, _options(task_name, options))
+        listing = mod.listing(task_name, root, resolve_options(task_name, options))
     except (DatasetMissing, MetadataError) as e:
         shown = data_dir or (Path(os.environ["MERT_BENCH_DATA"]) / mod.DATASET if os.environ.get("MERT_BENCH_DATA")
                              else "(no --data-dir, $MERT_BENCH_DATA unset)")
@@ -111,10 +130,10 @@ def prepare(task_name: str, data_dir: str | os.PathLike | None, out: str | os.Pa
     """
     from tasks.base import get_task
 
-    mod = _module(task_name)
+    mod = reader(task_name)
     clear_cache()
     root = _root(task_name, data_dir)
-    opts = _options(task_name, options)
+    opts = resolve_options(task_name, options)
     listing = mod.listing(task_name, root, opts)
     path, _ = write_prepared(listing, Path(out), get_task(task_name).version, opts, level=level,
                              progress=progress)
@@ -126,7 +145,7 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
     folder, verifying checksums, resuming partial files and skipping verified ones. A file that cannot be
     fetched is logged and the others go on; what is still missing afterwards (steps that need a login) is
     printed (see :func:`instructions`). Creates the data folder when it does not exist."""
-    mod = _module(task_name)
+    mod = reader(task_name)
     if data_dir is None:
         base = os.environ.get("MERT_BENCH_DATA")
         if not base:
@@ -171,7 +190,7 @@ def download(task_name: str, data_dir: str | os.PathLike | None = None, log=prin
     # say what is still missing (GTZAN audio behind a Kaggle login, MUSDB18 behind an access request, ...)
     clear_cache()
     try:
-        mod.listing(task_name, root, _options(task_name, None))
+        mod.listing(task_name, root, resolve_options(task_name, None))
     except (DatasetMissing, MetadataError) as e:
         log(f"still needed for task {task_name!r}: {e}")
     return got

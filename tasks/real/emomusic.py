@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import (
-    Asset, DatasetMissing, Entry, Listing, MetadataError, compare_with_published, find_base, find_named,
-)
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing, MetadataError, compare_with_published, find_base, find_named
+from tasks.real.validation import Entry, Listing
 
 DATASET = "Emomusic"
-TASKS = ("emotion",)
 READER_VERSION = 1
 EXPECTED = {"train": 504, "valid": 115, "test": 125}
 _RATIOS = ["train"] * 8 + ["valid"] * 2

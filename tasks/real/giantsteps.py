@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import (
-    Asset, DatasetMissing, Entry, Listing, MetadataError, _name_index, compare_with_published, find_named,
-)
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing, MetadataError, name_index, compare_with_published, find_named
+from tasks.real.validation import Entry, Listing
 
 DATASET = "GiantSteps"
-TASKS = ("key",)
 READER_VERSION = 1
 EXPECTED = {"train": 923, "valid": 236, "test": 604}
 ENHARMONIC = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
@@ -65,7 +64,7 @@ their audio_dl.sh scripts.
 def _md5_files(root: Path) -> dict[str, tuple[str, Path]]:
     """id -> (which set, md5 file) from <repo>/md5/<id>.LOFI.md5."""
     out = {}
-    for name, paths in _name_index(root).items():
+    for name, paths in name_index(root).items():
         if name.endswith(".LOFI.md5"):
             for p in paths:
                 repo = p.parent.parent
@@ -138,7 +137,7 @@ def train_valid_tracks(annotations: list[dict[str, str]], metadata: list[dict[st
 def test_tracks(root: Path) -> dict[str, str]:
     """id -> key from the GiantSteps key set's annotations/key/<id>.LOFI.key (not the MTG repo's)."""
     out = {}
-    for name, paths in _name_index(root).items():
+    for name, paths in name_index(root).items():
         if not name.endswith(".LOFI.key"):
             continue
         for p in paths:
@@ -162,7 +161,7 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
         raise DatasetMissing(f"GiantSteps: no giantsteps-key-dataset annotations/key/<id>.LOFI.key below {root}."
                              f"\n\n{instructions(task)}")
     audio = {n.split(".")[0]: sorted(ps, key=lambda q: (len(q.parts), str(q)))[0]
-             for n, ps in _name_index(root).items() if n.endswith(".LOFI.mp3")}
+             for n, ps in name_index(root).items() if n.endswith(".LOFI.mp3")}
     entries = []
     bad_labels = []
     for split in ("train", "valid", "test"):

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import (
-    Asset, DatasetMissing, Entry, Listing, MetadataError, _name_index, find_named, read_text_lines,
-)
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing, MetadataError, name_index, find_named, read_text_lines
+from tasks.real.validation import Entry, Listing
 
 DATASET = "GTZAN"
-TASKS = ("genre", "beat")
 READER_VERSION = 1
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 EXPECTED = {"train": 443, "valid": 197, "test": 290}
@@ -82,7 +81,7 @@ def assets(task: str, root: Path) -> list[Asset]:
 
 def after_download(task: str, root: Path, log=print) -> None:
     """Beat task: fetch GTZAN-Rhythm v2 unless annotations are there; fall back to gtzan_tempo_beat."""
-    from tasks.real.common import download_file, extract_archive
+    from tasks.real.download import download_file, extract_archive
 
     if task != "beat" or _has_beat_annotations(root):
         return
@@ -99,16 +98,16 @@ def after_download(task: str, root: Path, log=print) -> None:
 
 
 def _has_beat_annotations(root: Path) -> bool:
-    from tasks.real.common import clear_cache
+    from tasks.real.folders import clear_cache
 
     clear_cache()
-    return any(n.endswith((".jams", ".beats")) for n in _name_index(root))
+    return any(n.endswith((".jams", ".beats")) for n in name_index(root))
 
 
 def _audio_index(root: Path) -> dict[str, Path]:
     """'blues.00000' -> path, from files named <genre>.NNNNN.(wav|au) anywhere below root."""
     idx: dict[str, Path] = {}
-    for name, paths in _name_index(root).items():
+    for name, paths in name_index(root).items():
         stem, _, ext = name.rpartition(".")
         if ext.lower() in ("wav", "au") and stem.split(".")[0] in GENRES and len(stem.split(".")) == 2:
             p = sorted(paths, key=lambda q: (len(q.parts), str(q)))[0]

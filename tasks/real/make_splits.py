@@ -19,7 +19,7 @@ OUT = Path(__file__).resolve().parents[1] / "splits"
 
 def giantsteps_rows(root: Path) -> list[tuple[str, str, str]]:
     from tasks.real import giantsteps as gs
-    from tasks.real.common import find_named
+    from tasks.real.folders import find_named
 
     ann = gs._read_tsv(find_named(root, "annotations.txt"), ("ID", "MANUAL KEY", "C"))
     meta = gs._read_tsv(find_named(root, "beatport_metadata.txt"), ("ID", "ARTIST"))

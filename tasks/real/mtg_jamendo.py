@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import (
-    Asset, DatasetMissing, Entry, Listing, MetadataError, find_all_named, find_base, find_named, read_text_lines,
-)
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing, MetadataError, find_all_named, find_base, find_named, read_text_lines
+from tasks.real.validation import Entry, Listing
 
 DATASET = "MTG-Jamendo"
-TASKS = ("mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50")
 READER_VERSION = 1
 SUBSET = {"mtg-instrument": "instrument", "mtg-mood": "moodtheme", "mtg-genre": "genre", "mtg-top50": "top50tags"}
 EXPECTED = {

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tasks.format import Item
-from tasks.real.common import (
-    Asset, DatasetMissing, Entry, Listing, MetadataError, extract_archive, find_base, find_named,
-)
+from tasks.real.download import Asset, extract_archive
+from tasks.real.folders import DatasetMissing, MetadataError, find_base, find_named
+from tasks.real.validation import Entry, Listing
 
 DATASET = "MagnaTagATune"
-TASKS = ("tagging",)
 READER_VERSION = 1
 OPTIONS = {"tagging": {"split": ("folder", "won")}}
 EXPECTED = {

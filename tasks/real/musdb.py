@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import Asset, DatasetMissing, Entry, Listing, MetadataError, _name_index, find_named
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing, MetadataError, name_index, find_named
+from tasks.real.validation import Entry, Listing
 
 DATASET = "MUSDB18"
-TASKS = ("separation",)
 READER_VERSION = 1
 EXPECTED = {"train": 86, "valid": 14, "test": 50}
 STEMS = ("vocals", "drums", "bass", "other")
@@ -74,7 +75,7 @@ def validation_tracks(root: Path) -> tuple[list[str], str]:
 
 
 def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
-    idx = _name_index(root)
+    idx = name_index(root)
     mixtures = [p for p in idx.get("mixture.wav", []) if p.parent.parent.name in ("train", "test")]
     if not mixtures:
         stems = [n for n in idx if n.endswith(".stem.mp4")]

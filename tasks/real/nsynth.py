@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
-from tasks.real.common import Asset, DatasetMissing, Entry, Listing, MetadataError, find_all_named
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing, MetadataError, find_all_named
+from tasks.real.validation import Entry, Listing
 
 DATASET = "NSynth"
-TASKS = ("instrument", "pitch")
 READER_VERSION = 1
 EXPECTED = {"train": 289205, "valid": 12678, "test": 4096}
 _BASE = "http://download.magenta.tensorflow.org/datasets/nsynth"

@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from tasks.format import Item
-from tasks.real.common import Asset, DatasetMissing, Entry, Listing
+from tasks.real.download import Asset
+from tasks.real.folders import DatasetMissing
+from tasks.real.validation import Entry, Listing
 
 DATASET = "VocalSet"
-TASKS = ("singer", "technique")
 READER_VERSION = 1
 CHUNK_S = 3.0
 TRIM_DB = 40.0
