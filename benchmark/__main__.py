@@ -14,21 +14,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished feature shards and results are kept, run again to resume", file=sys.stderr)
         return 130
-    except Exception as e:  # user-facing errors: one clear line, no traceback
-        from benchmark.config import ConfigError
-        from benchmark.features import ExtractionError
-        from benchmark.registry import ModelError
-        from benchmark.results import ResultError
-        from benchmark.errors import RunError
-        from tasks.format import FormatError
-
-        if isinstance(e, (ConfigError, ExtractionError, ModelError, RunError, ResultError, FormatError, KeyError,
-                          FileNotFoundError)):
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"error: {msg}", file=sys.stderr)
+    except Exception as e:
+        if isinstance(e, user_errors()):  # bad input: one clear line, no traceback
+            print(f"error: {e}", file=sys.stderr)
             return 2
-        raise
+        raise  # anything else is a bug: its traceback is what a report needs
 
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean bad input (a file, key, option or name the user gave), each raised with
+    a message that names it and says what to do."""
+    from benchmark.config import ConfigError
+    from benchmark.errors import RunError
+    from benchmark.features import ExtractionError
+    from benchmark.representations import ModelError
+    from benchmark.results import ResultError
+    from tasks.base import UnknownNameError
+    from tasks.format import FormatError
+    from tasks.real.folders import MetadataError
+
+    return (ConfigError, ExtractionError, ModelError, RunError, ResultError, FormatError, UnknownNameError,
+            MetadataError, FileNotFoundError)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -148,6 +148,14 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+class UnknownNameError(KeyError):
+    """A name the user gave (a task, a dataset option) that is not registered; its message suggests close names.
+    ``str()`` is the message itself (a plain KeyError would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     """'unknown task 'kye'; did you mean 'key'? Known tasks: ...'."""
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
@@ -160,7 +168,7 @@ def get_task(name: str) -> TaskSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(unknown_name_message("task", name, list(_REGISTRY))) from None
+        raise UnknownNameError(unknown_name_message("task", name, list(_REGISTRY))) from None
 
 
 def all_tasks() -> list[TaskSpec]:

@@ -350,3 +350,15 @@ def test_the_feature_cache_never_serves_another_folders_audio(tmp_path):
     sf.write(first, x[::-1].copy(), sr)  # audio replaced in place
     again = feats(a)
     assert again.model_calls and not np.array_equal(again.x[0], fa.x[0])
+
+
+def test_a_real_bug_keeps_its_traceback(monkeypatch):
+    """Only the user-facing error types become one line; a KeyError from a bug is raised as it is."""
+    import benchmark.commands as commands
+
+    def broken(args):
+        return {}["missing"]
+
+    monkeypatch.setitem(commands.COMMANDS, "list-tasks", broken)
+    with pytest.raises(KeyError, match="missing"):
+        main(["list-tasks"])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tasks import format as F
-from tasks.base import all_tasks, get_task, unknown_name_message
+from tasks.base import UnknownNameError, all_tasks, get_task, unknown_name_message
 from tasks.embedded import songs
 from tasks.embedded.common import BASE_SEED, SPLITS, SR, Job
 
@@ -44,7 +44,7 @@ def generator(task_name: str) -> Any:
     object every time)."""
     spec = get_task(task_name)
     if not spec.generator:
-        raise KeyError(f"task {task_name!r} has no embedded generator (its TaskSpec names none)")
+        raise UnknownNameError(f"task {task_name!r} has no embedded generator (its TaskSpec names none)")
     key = (spec.name, spec.generator)
     gen = _MADE.get(key)
     if gen is None:
@@ -99,7 +99,7 @@ def data_root(home: str | os.PathLike | None = None) -> Path:
 def _check(task_name: str, size: str) -> None:
     names = task_names()
     if task_name not in names:
-        raise KeyError(unknown_name_message("task", task_name, list(names)))
+        raise UnknownNameError(unknown_name_message("task", task_name, list(names)))
     if size not in SIZES:
         raise ValueError(f"size {size!r} is not one of {SIZES}")
 

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tasks.base import UnknownNameError
 from tasks.real.download import download_file, extract_archive
 from tasks.real.folders import DatasetMissing, MetadataError, clear_cache, resolve_data_dir
 from tasks.real.prepared import write_prepared
@@ -45,7 +46,7 @@ def reader(task: str):
     if task not in names:
         from tasks.base import unknown_name_message
 
-        raise KeyError(unknown_name_message("task", task, list(names)))
+        raise UnknownNameError(unknown_name_message("task", task, list(names)))
     name = names[task]
     return importlib.import_module(name if "." in name else f"tasks.real.{name}")
 
@@ -90,7 +91,7 @@ def resolve_options(task: str, options: dict[str, Any] | None) -> dict[str, Any]
     opts = {k: v[0] for k, v in allowed.items()}
     for k, v in (options or {}).items():
         if k not in allowed:
-            raise KeyError(f"task {task!r}: unknown real-data option {k!r}; valid: {sorted(allowed) or 'none'}")
+            raise UnknownNameError(f"task {task!r}: unknown real-data option {k!r}; valid: {sorted(allowed) or 'none'}")
         if v not in allowed[k]:
             raise ValueError(f"task {task!r}: option {k}={v!r} is not one of {list(allowed[k])}")
         opts[k] = v
