@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real: do not fetch what is public (checksummed, resumable); only prepare local files")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
                    help="real-data option, e.g. split=won for MTT tagging")
+    p = sub.add_parser("mock-run", help="every task through the whole pipeline on tiny synthetic data (a one-minute "
+                                        "check of a model or a change, not a score)")
+    p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name (default: all)")
+    p.add_argument("--model", default="chroma", help="representation (default chroma, the fastest)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ...")
+    p.add_argument("--keep", default=None, metavar="DIR", help="build in DIR and keep it (default: a temporary folder)")
+    p.add_argument("--quiet", action="store_true", help="no log lines")
     p = sub.add_parser("validate", help="check a real dataset's files and splits")
     p.add_argument("--task", action="append", default=[], metavar="NAME", help="task name or 'all'")
     p.add_argument("--deep", action="store_true",

@@ -180,6 +180,35 @@ def cmd_validate(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_mock_run(args) -> int:
+    """Every task (or the --task ones) through the whole pipeline on small synthetic folders (benchmark.synthetic)
+    in a temporary folder, fast probe settings: a one-minute check that a model or a code change works with every
+    task type, not a score (results and leaderboard stay in that folder)."""
+    import tempfile
+    from pathlib import Path
+
+    from benchmark.pipeline import RunOptions, resolve_tasks
+    from benchmark.synthetic import make_prepared
+
+    specs = resolve_tasks(args.task or ["all"])
+    with tempfile.TemporaryDirectory(prefix="mert-bench-mock-") as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)
+        for i, spec in enumerate(specs):
+            make_prepared(spec, root / "data" / spec.name, n={"train": 12, "valid": 6, "test": 6}, seconds=2.0,
+                          seed=i)
+        opts = RunOptions(model=args.model, tasks=[s.name for s in specs], data="prepared",
+                          data_dir=str(root / "data"), results_dir=str(root / "results"),
+                          cache_dir=str(root / "cache"), grid="fast", seeds=1, overwrite="always",
+                          progress=False, quiet=args.quiet, device=args.device,
+                          overrides=["probe.max_epochs=3", "separation.max_epochs=2", "separation.steps_per_epoch=5",
+                                     "separation.hidden=32", "separation.num_layers=1"])
+        records = driver()(opts)
+        print_table(records)
+        if args.keep:
+            print(f"kept in {root}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "probe": cmd_probe, "extract": cmd_extract, "list-tasks": cmd_list_tasks,
             "list-models": cmd_list_models, "leaderboard": cmd_leaderboard, "prepare": cmd_prepare,
-            "validate": cmd_validate}
+            "validate": cmd_validate, "mock-run": cmd_mock_run}

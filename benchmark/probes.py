@@ -467,34 +467,3 @@ def summarize(res: SweepResult, spec) -> dict[str, Any]:
         per_layer.setdefault(c["layer"], c)
     order = sorted(per_layer, key=lambda k: (k == "weighted", int(k) if k != "weighted" else 0))
     return {"chosen": chosen, "layers": [per_layer[k] for k in order], "grid": list(configs.values())}
-
-
-def train_plain_probe(x_train: np.ndarray, y_train, x_valid: np.ndarray, head, valid: dict, layer: int, lr: float,
-                      epochs: int, pcfg, seed: int = 0):
-    """One probe trained the ordinary way (nn.Sequential + torch.optim.Adam) for a fixed number of epochs:
-    the reference that scripts/bench_probes.py compares the batched sweep against."""
-    import torch
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    std = Standardizer(x_train, [layer], bool(pcfg.standardize))
-    D = x_train.shape[2]
-    net = torch.nn.Sequential(torch.nn.Linear(D, int(pcfg.hidden)), torch.nn.ReLU(),
-                              torch.nn.Dropout(float(pcfg.dropout)), torch.nn.Linear(int(pcfg.hidden), head.out_dim()))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    bs = int(pcfg.batch_size)
-    for _ in range(epochs):
-        net.train()
-        perm = rng.permutation(len(x_train))
-        for i in range(0, len(perm), bs):
-            idx = np.sort(perm[i:i + bs])
-            out = net(std(x_train[idx], "cpu")[:, 0])
-            loss = head.loss(out[None], y_train[idx]).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            rows = net(std(x_valid, "cpu")[:, 0])[None]
-        head.fast_scores(unit_outputs(head, rows, valid), valid)
-    return net

@@ -1,4 +1,5 @@
-"""Small synthetic prepared folders for every task type (tests and the probe speed script).
+"""Small synthetic prepared folders for every task type (``python -m benchmark mock-run``, the tests and the
+probe speed script).
 
 Not a benchmark corpus (that is tasks.embedded): simple signals whose labels a probe can learn in a few
 epochs, written in the prepared format of tasks.format so that the runner is exercised end to end.

@@ -91,10 +91,43 @@ def loadavg() -> list[float]:
         return []
 
 
+def train_plain_probe(x_train: np.ndarray, y_train, x_valid: np.ndarray, head, valid: dict, layer: int, lr: float,
+                      epochs: int, pcfg, seed: int = 0):
+    """One probe trained the ordinary way (nn.Sequential + torch.optim.Adam) for a fixed number of epochs:
+    the reference this script compares the batched sweep against."""
+    import torch
+
+    from benchmark.probes import Standardizer, unit_outputs
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    std = Standardizer(x_train, [layer], bool(pcfg.standardize))
+    D = x_train.shape[2]
+    net = torch.nn.Sequential(torch.nn.Linear(D, int(pcfg.hidden)), torch.nn.ReLU(),
+                              torch.nn.Dropout(float(pcfg.dropout)), torch.nn.Linear(int(pcfg.hidden), head.out_dim()))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    bs = int(pcfg.batch_size)
+    for _ in range(epochs):
+        net.train()
+        perm = rng.permutation(len(x_train))
+        for i in range(0, len(perm), bs):
+            idx = np.sort(perm[i:i + bs])
+            out = net(std(x_train[idx], "cpu")[:, 0])
+            loss = head.loss(out[None], y_train[idx]).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            rows = net(std(x_valid, "cpu")[:, 0])[None]
+        head.fast_scores(unit_outputs(head, rows, valid), valid)
+    return net
+
+
 def measure_cost(args, torch, spec, variants) -> dict:
     from benchmark.config import FULL_LRS, resolve_config
     from benchmark.heads import make_head
-    from benchmark.probes import train_plain_probe, train_sweep
+    from benchmark.probes import train_sweep
 
     labels = [str(i) for i in range(args.classes)]
     base = [f"probe.max_epochs={args.epochs}", f"probe.min_epochs={args.epochs}", f"probe.patience={args.epochs + 1}"]

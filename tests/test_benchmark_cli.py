@@ -147,3 +147,15 @@ def test_prepare_with_a_data_dir_means_the_real_dataset(tmp_path, capsys, monkey
     assert rc != 0
     assert "GTZAN" in out.err + out.out and "train_filtered.txt" in out.err + out.out
     assert not (data / "embedded").exists() and not (tmp_path / "home" / "embedded").exists()
+
+
+def test_mock_run_exercises_each_task_type_end_to_end(tmp_path, capsys, monkeypatch):
+    """`mock-run`: synthetic folders, the whole pipeline, one result per task (kept with --keep)."""
+    import json
+
+    monkeypatch.setenv("MERT_BENCH_HOME", str(tmp_path / "home"))
+    assert main(["mock-run", "--task", "genre,beat,separation,emotion", "--keep", str(tmp_path / "m"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "m" / "results" / "runs").glob("**/*.json")]
+    assert sorted(r["task"]["name"] for r in runs) == ["beat", "emotion", "genre", "separation"]
+    assert all(r["data"]["source"].startswith("prepared-") for r in runs) and "kept in" in out
