@@ -137,7 +137,7 @@ class FeatureConfig:
     # training): "auto" = bf16 autocast on a CUDA device that supports bfloat16, fp32 everywhere else (so the
     # CPU default is plain float32); "fp32"; "bf16" = torch.autocast(bfloat16) (CPU, CUDA with bf16 support,
     # MPS). Parameters stay float32 and cached features float16 either way. Resolved once per run
-    # (benchmark.features.resolve_precision); the result's config records the resolved value, and a bf16 run
+    # (benchmark.precision.resolve_precision); the result's config records the resolved value, and a bf16 run
     # gets its own feature cache entry and config hash. Handcrafted baselines always compute in fp32.
     # The runner records the resolved value ("fp32" or "bf16", never "auto"): fp32 is hash-neutral, so only bf16
     # runs hash differently from the results written before the key existed.

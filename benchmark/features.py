@@ -20,7 +20,7 @@ Rows by window policy (TaskSpec.window):
 Pooling: ``mean`` over frames, or ``mean_std`` (mean and standard deviation concatenated, 2 x dim) when the
 representation asks for it (the handcrafted baselines).
 
-Precision (``features.precision``, see :func:`resolve_precision`): ``auto`` runs the representation under
+Precision (``features.precision``, see benchmark/precision.py): ``auto`` runs the representation under
 ``torch.autocast(bfloat16)`` on a CUDA device that supports bf16 and in float32 elsewhere; ``fp32`` / ``bf16``
 force one. Outputs are cast to float32 before pooling and stored as float16 as always. Handcrafted baselines
 are never autocast (their logs of small magnitudes gain nothing from bf16 and lose precision).
@@ -89,8 +89,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.paths import cache_root, home, slug as _slug  # noqa: F401 - home, _slug: names of before
-from benchmark.precision import autocast, autocasts, resolve_precision  # noqa: F401 - autocasts: name of before
+from benchmark.paths import cache_root, slug
+from benchmark.precision import autocast, resolve_precision
 
 CACHE_FORMAT = 1
 SHARD_FORMAT = 2  # what a shard file holds (not part of the cache key): 2 added its "record"; 1 had none
@@ -427,7 +427,7 @@ def split_cache(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: in
 
         rec["files"] = files_digest(data_dir, items)
     key = recipe_key(rec)
-    folder = cache_root(cache_dir) / spec.name / f"{_slug(rep.name)}-{key}"
+    folder = cache_root(cache_dir) / spec.name / f"{slug(rep.name)}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "recipe.json"
     if not manifest.exists():

@@ -198,7 +198,7 @@ def writable_problem(folder) -> str | None:
 
 def _unsaved_paths(path, results_dir) -> list[Path]:
     """Where a result that could not be written at ``path`` is kept, in order of preference."""
-    from benchmark.features import home
+    from benchmark.paths import home
 
     root = Path(results_dir).resolve()
     try:

@@ -119,7 +119,8 @@ def measure(args) -> dict:
     import torch
 
     from benchmark.config import resolve_config
-    from benchmark.features import _Runner, autocast, resolve_precision
+    from benchmark.features import _Runner
+    from benchmark.precision import autocast, resolve_precision
     from benchmark.representations import MertRepresentation
     from mert import build_model
 

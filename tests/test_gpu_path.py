@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from benchmark.config import ConfigError, config_hash, resolve_config, to_dict
-from benchmark.features import extract_split, recipe, recipe_key, resolve_precision
+from benchmark.features import extract_split, recipe, recipe_key
+from benchmark.precision import resolve_precision
 from benchmark.representations import MFCC, MertRepresentation
 from benchmark.synthetic import make_prepared
 from tasks import get_task
