@@ -306,115 +306,234 @@ def halving_keep(best: np.ndarray, active: np.ndarray, groups: list[str], eta: f
     return keep
 
 
+@dataclass
+class _Sweep:
+    """What every seed of a sweep shares: the head, the splits, the probe config and the members."""
+    head: Any
+    train: dict
+    valid: dict
+    test: dict | None
+    pcfg: Any
+    layers: list[int]
+    members: list[Member]
+    groups: list[str]          # per member: its layer key (the weighted sum is a group of its own)
+    halving: Halving | None
+    std: Standardizer
+    layer_pos: dict[int, int]
+    batch_size: int
+    device: str
+    precision: str
+    log: Any
+    epoch_callback: Any
+
+
+@dataclass
+class _SeedRun:
+    """One seed's sweep in progress. The arrays are per member (global index, ``len(members)``)."""
+    seed: int
+    rng: np.random.Generator   # the mini-batch order
+    model: BatchedMLP          # holds only the members in ``alive``
+    opt: BatchedAdam
+    best: np.ndarray           # best validation main score so far
+    best_epoch: np.ndarray     # the epoch (0-based) of that score
+    since: np.ndarray          # epochs since the last improvement
+    active: np.ndarray         # still training: not stopped early, not pruned
+    best_state: dict           # every member's best-validation parameters
+    alive: np.ndarray          # global ids of the members still in the batched model (stopped ones are dropped)
+    pruned_at: list[int | None]
+    member_epochs: int = 0
+    epochs_run: int = 0
+
+
 def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers: list[int], seeds: list[int],
                 device: str = "cpu", log=None, epoch_callback=None, precision: str = "fp32") -> SweepResult:
     """Train every (layer, lr) member for each seed; score each member's best-validation state.
 
     ``precision``: "fp32" or "bf16" (autocast of the forward passes; see the module doc)."""
-    import torch
-
-    from benchmark.precision import autocast
-
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"train_sweep: precision {precision!r}; use 'fp32' or 'bf16' (resolve features.precision "
                          "with benchmark.precision.resolve_precision)")
-
     t0 = time.time()
+    sweep = _setup_sweep(head, train, valid, test, pcfg, layers, device, precision, log, epoch_callback)
+    res = SweepResult(members=sweep.members, seeds=list(seeds), valid=[], test=[], best_epoch=[], epochs_run=[])
+    for seed in seeds:
+        run = _train_seed(sweep, seed)
+        _record_seed(sweep, run, res)
+    res.seconds = time.time() - t0
+    return res
+
+
+def _setup_sweep(head, train, valid, test, pcfg, layers, device, precision, log, epoch_callback) -> _Sweep:
     members = make_members(layers, list(pcfg.lrs), bool(pcfg.weighted_sum))
     halving = prune_settings(pcfg)
     groups = [m.layer_key for m in members]
-    xtr = train["feats"].x
-    std = Standardizer(xtr, layers, bool(pcfg.standardize))
+    std = Standardizer(train["feats"].x, layers, bool(pcfg.standardize))
     layer_pos = {l: i for i, l in enumerate(layers)}
     frames = head.type == "beat"
     bs = int(pcfg.frame_batch_size if frames else pcfg.batch_size)
-    res = SweepResult(members=members, seeds=list(seeds), valid=[], test=[], best_epoch=[], epochs_run=[])
-    for seed in seeds:
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        model = BatchedMLP(members, len(layers), xtr.shape[2], int(pcfg.hidden), head.out_dim(),
-                           float(pcfg.dropout), layer_pos, device)
-        opt = BatchedAdam(model.params, [m.lr for m in members], weight_decay=float(pcfg.weight_decay))
-        base_lr = opt.lr.clone()
-        M = len(members)
-        best = np.full(M, -np.inf)
-        best_epoch = np.zeros(M, dtype=int)
-        since = np.zeros(M, dtype=int)
-        active = np.ones(M, dtype=bool)
-        best_state = model.state()
-        y = train["y_rows"]
-        alive = np.arange(M)  # global ids of the members still in the batched model (stopped ones are dropped)
-        pruned_at: list[int | None] = [None] * M
-        member_epochs = 0
-        epoch = 0
-        for epoch in range(int(pcfg.max_epochs)):
-            member_epochs += len(alive)
-            perm = rng.permutation(len(xtr))
-            for i in range(0, len(perm), bs):
-                idx = np.sort(perm[i:i + bs])
-                with autocast(precision, device):
-                    out = model.forward(std(xtr[idx], device), train=True)
-                loss = head.loss(out.float(), y[idx].to(device))
-                loss.sum().backward()
-                opt.step()
-            local = head.fast_scores(unit_outputs(head, _forward_rows(model, std, valid["feats"].x, device,
-                                                                    precision=precision), valid), valid)
-            score = np.full(M, -np.inf)
-            score[alive] = np.where(np.isfinite(local), local, -np.inf)
-            improved = (score > best) & active
-            best[improved] = score[improved]
-            best_epoch[improved] = epoch
-            since[improved] = 0
-            since[~improved & active] += 1
-            imp_local = improved[alive]
-            if imp_local.any():
-                g = torch.from_numpy(alive[imp_local]).to(device)
-                l_ = torch.from_numpy(np.nonzero(imp_local)[0]).to(device)
-                with torch.no_grad():
-                    for k, v in model.params.items():
-                        best_state[k][g] = v.detach()[l_]
-            halve = (active & (since > 0) & (since % int(pcfg.plateau_patience) == 0))[alive]
-            opt.lr[torch.from_numpy(halve).to(device)] *= float(pcfg.plateau_factor)
-            stop = active & (since >= int(pcfg.patience)) & (epoch + 1 >= int(pcfg.min_epochs))
-            active &= ~stop
-            pruned = np.zeros(M, dtype=bool)
-            if halving is not None and epoch + 1 in halving.rungs and active.any():
-                pruned = active & ~halving_keep(best, active, groups, halving.eta, halving.keep_per_layer)
-                for i in np.nonzero(pruned)[0]:
-                    pruned_at[i] = epoch + 1
-                active &= ~pruned
-                if log and pruned.any():
-                    log(f"  seed {seed}: epoch {epoch + 1}: halving pruned {int(pruned.sum())}, "
-                        f"{int(active.sum())} members go on")
-            if epoch_callback is not None:
-                epoch_callback(seed, epoch, score, members)
-            if not active.any():
-                break
-            if stop.any() or pruned.any():
-                keep = active[alive]
-                _compact(model, opt, torch.from_numpy(np.nonzero(keep)[0]).to(device))
-                alive = alive[keep]
-        del base_lr
-        model = BatchedMLP(members, len(layers), xtr.shape[2], int(pcfg.hidden), head.out_dim(),
-                           float(pcfg.dropout), layer_pos, device)
+    return _Sweep(head, train, valid, test, pcfg, layers, members, groups, halving, std, layer_pos, bs, device,
+                  precision, log, epoch_callback)
+
+
+def _new_model(sweep: _Sweep) -> BatchedMLP:
+    """A freshly initialised batched model of every member (draws from torch's global RNG)."""
+    pcfg = sweep.pcfg
+    return BatchedMLP(sweep.members, len(sweep.layers), sweep.train["feats"].x.shape[2], int(pcfg.hidden),
+                      sweep.head.out_dim(), float(pcfg.dropout), sweep.layer_pos, sweep.device)
+
+
+def _train_seed(sweep: _Sweep, seed: int) -> _SeedRun:
+    """One seed: epochs of training until every member has stopped early or been pruned, or max_epochs."""
+    run = _start_seed(sweep, seed)
+    epoch = 0
+    for epoch in range(int(sweep.pcfg.max_epochs)):
+        _train_epoch(sweep, run)
+        score = _validation_scores(sweep, run)
+        _track_best(sweep, run, score, epoch)
+        _halve_lr_on_plateau(sweep, run)
+        stop = _stop_early(sweep, run, epoch)
+        pruned = _halving_rung(sweep, run, epoch)
+        if sweep.epoch_callback is not None:
+            sweep.epoch_callback(seed, epoch, score, sweep.members)
+        if not run.active.any():
+            break
+        if stop.any() or pruned.any():
+            _drop_finished_members(sweep, run)
+    run.epochs_run = epoch + 1
+    return run
+
+
+def _start_seed(sweep: _Sweep, seed: int) -> _SeedRun:
+    """Seed torch and the batch order, initialise the model and the optimiser; nothing trained or stopped."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = _new_model(sweep)
+    opt = BatchedAdam(model.params, [m.lr for m in sweep.members], weight_decay=float(sweep.pcfg.weight_decay))
+    M = len(sweep.members)
+    return _SeedRun(seed=seed, rng=rng, model=model, opt=opt, best=np.full(M, -np.inf),
+                    best_epoch=np.zeros(M, dtype=int), since=np.zeros(M, dtype=int), active=np.ones(M, dtype=bool),
+                    best_state=model.state(), alive=np.arange(M), pruned_at=[None] * M)
+
+
+def _train_epoch(sweep: _Sweep, run: _SeedRun) -> None:
+    """One pass over the train rows in a new random order, one batched Adam step per mini-batch."""
+    from benchmark.precision import autocast
+
+    xtr, y, device = sweep.train["feats"].x, sweep.train["y_rows"], sweep.device
+    run.member_epochs += len(run.alive)
+    perm = run.rng.permutation(len(xtr))
+    for i in range(0, len(perm), sweep.batch_size):
+        idx = np.sort(perm[i:i + sweep.batch_size])
+        with autocast(sweep.precision, device):
+            out = run.model.forward(sweep.std(xtr[idx], device), train=True)
+        loss = sweep.head.loss(out.float(), y[idx].to(device))
+        loss.sum().backward()
+        run.opt.step()
+
+
+def _validation_scores(sweep: _Sweep, run: _SeedRun) -> np.ndarray:
+    """The validation main score of every member (global index; -inf for a dropped member or a failed score)."""
+    head, valid = sweep.head, sweep.valid
+    rows = _forward_rows(run.model, sweep.std, valid["feats"].x, sweep.device, precision=sweep.precision)
+    local = head.fast_scores(unit_outputs(head, rows, valid), valid)
+    score = np.full(len(sweep.members), -np.inf)
+    score[run.alive] = np.where(np.isfinite(local), local, -np.inf)
+    return score
+
+
+def _track_best(sweep: _Sweep, run: _SeedRun, score: np.ndarray, epoch: int) -> None:
+    """The active members that improved on their best score take this epoch's state as their best one; the
+    others count one more epoch without improvement."""
+    import torch
+
+    improved = (score > run.best) & run.active
+    run.best[improved] = score[improved]
+    run.best_epoch[improved] = epoch
+    run.since[improved] = 0
+    run.since[~improved & run.active] += 1
+    imp_local = improved[run.alive]
+    if imp_local.any():
+        g = torch.from_numpy(run.alive[imp_local]).to(sweep.device)
+        l_ = torch.from_numpy(np.nonzero(imp_local)[0]).to(sweep.device)
         with torch.no_grad():
-            for k in model.params:
-                model.params[k].copy_(best_state[k])
-        res.best_epoch.append(best_epoch.tolist())
-        res.epochs_run.append(epoch + 1)
-        res.member_epochs.append(int(member_epochs))
-        if halving is not None:
-            res.pruned_at.append(pruned_at)
-        res.valid.append(_final_scores(head, model, std, valid, device, precision))
-        res.test.append(_final_scores(head, model, std, test, device, precision) if test is not None
-                        else [{} for _ in members])
-        wi = [i for i, m in enumerate(members) if m.layer is None]
-        if wi:
-            res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist())
-        if log:
-            log(f"  seed {seed}: {epoch + 1} epochs, best valid {np.max(best):.4f}")
-    res.seconds = time.time() - t0
-    return res
+            for k, v in run.model.params.items():
+                run.best_state[k][g] = v.detach()[l_]
+
+
+def _halve_lr_on_plateau(sweep: _Sweep, run: _SeedRun) -> None:
+    """Every ``plateau_patience`` epochs without improvement, an active member's lr is multiplied by
+    ``plateau_factor``."""
+    import torch
+
+    halve = (run.active & (run.since > 0) & (run.since % int(sweep.pcfg.plateau_patience) == 0))[run.alive]
+    run.opt.lr[torch.from_numpy(halve).to(sweep.device)] *= float(sweep.pcfg.plateau_factor)
+
+
+def _stop_early(sweep: _Sweep, run: _SeedRun, epoch: int) -> np.ndarray:
+    """Members ``patience`` epochs without improvement (once ``min_epochs`` are done) stop: the mask of them."""
+    pcfg = sweep.pcfg
+    stop = run.active & (run.since >= int(pcfg.patience)) & (epoch + 1 >= int(pcfg.min_epochs))
+    run.active &= ~stop
+    return stop
+
+
+def _halving_rung(sweep: _Sweep, run: _SeedRun, epoch: int) -> np.ndarray:
+    """At a successive-halving rung, stop the members that do not survive it (:func:`halving_keep`) and note
+    the epochs done; the mask of the pruned members (none off a rung or without ``probe.prune=halving``)."""
+    halving = sweep.halving
+    pruned = np.zeros(len(sweep.members), dtype=bool)
+    if halving is not None and epoch + 1 in halving.rungs and run.active.any():
+        pruned = run.active & ~halving_keep(run.best, run.active, sweep.groups, halving.eta, halving.keep_per_layer)
+        for i in np.nonzero(pruned)[0]:
+            run.pruned_at[i] = epoch + 1
+        run.active &= ~pruned
+        if sweep.log and pruned.any():
+            sweep.log(f"  seed {run.seed}: epoch {epoch + 1}: halving pruned {int(pruned.sum())}, "
+                      f"{int(run.active.sum())} members go on")
+    return pruned
+
+
+def _drop_finished_members(sweep: _Sweep, run: _SeedRun) -> None:
+    """Compact the batched model to the members still training (the others' best states are saved)."""
+    import torch
+
+    keep = run.active[run.alive]
+    _compact(run.model, run.opt, torch.from_numpy(np.nonzero(keep)[0]).to(sweep.device))
+    run.alive = run.alive[keep]
+
+
+def _record_seed(sweep: _Sweep, run: _SeedRun, res: SweepResult) -> None:
+    """Score every member's best-validation state on validation and test and append the seed's rows to res."""
+    import torch
+
+    members = sweep.members
+    model = _best_state_model(sweep, run)
+    res.best_epoch.append(run.best_epoch.tolist())
+    res.epochs_run.append(run.epochs_run)
+    res.member_epochs.append(int(run.member_epochs))
+    if sweep.halving is not None:
+        res.pruned_at.append(run.pruned_at)
+    res.valid.append(_final_scores(sweep.head, model, sweep.std, sweep.valid, sweep.device, sweep.precision))
+    res.test.append(_final_scores(sweep.head, model, sweep.std, sweep.test, sweep.device, sweep.precision)
+                    if sweep.test is not None else [{} for _ in members])
+    wi = [i for i, m in enumerate(members) if m.layer is None]
+    if wi:
+        res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist())
+    if sweep.log:
+        sweep.log(f"  seed {run.seed}: {run.epochs_run} epochs, best valid {np.max(run.best):.4f}")
+
+
+def _best_state_model(sweep: _Sweep, run: _SeedRun) -> BatchedMLP:
+    """A batched model of every member again, each with its best-validation state."""
+    import torch
+
+    model = _new_model(sweep)
+    with torch.no_grad():
+        for k in model.params:
+            model.params[k].copy_(run.best_state[k])
+    return model
 
 
 def _compact(model: BatchedMLP, opt: BatchedAdam, keep) -> None:

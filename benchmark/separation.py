@@ -16,6 +16,8 @@ cost the whole sweep budget) and N seeds.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -104,11 +106,60 @@ def _plain_sdr(ref, est) -> float:
     return 10 * np.log10(num / max(float(((ref - est) ** 2).sum()), 1e-12))
 
 
+@dataclass
+class _SeparationInputs:
+    """What every seed shares: the config, the tracks of every split with their frame features, the
+    standardisation of the features and of the spectral input, and the STFT."""
+    sc: Any                     # cfg.separation
+    sr: int
+    stems: list[str]
+    layers: list[int]
+    feats: dict                 # split -> SplitFeatures
+    data: dict                  # split -> tracks (:func:`_load_tracks`)
+    std: Any                    # benchmark.probes.Standardizer of the frame features (train statistics)
+    window: Any
+    n_freq: int
+    logmag: Any = None          # [..., F, T] magnitudes -> [..., T, F] LSTM input (:func:`log_magnitude_input`)
+
+    def stft(self, x):
+        import torch
+
+        return torch.stft(torch.as_tensor(x, dtype=torch.float32), self.sc.n_fft, self.sc.hop, window=self.window,
+                          return_complex=True)
+
+    def track_inputs(self, split, tr, a=0, b=None):
+        """Samples a:b of a track -> its mixture STFT [F, T] and the nearest frame features [T, L, D]."""
+        b = len(tr["mix"]) if b is None else b
+        X = self.stft(tr["mix"][a:b])  # [F, T]
+        t = (a + np.arange(X.shape[1]) * self.sc.hop) / self.sr
+        idx = np.clip(np.searchsorted(tr["times"], t), 0, len(tr["rows"]) - 1)
+        f = self.std(self.feats[split].x[tr["rows"][idx]], "cpu")  # [T, L, D]
+        return X, f
+
+
+@dataclass
+class _SeedResult:
+    valid: dict                 # BSS-eval scores of the best-validation state, with "main"
+    test: dict
+    epochs_run: int
+    layer_weights: list[float]  # softmax of the learned layer mixing
+
+
 def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
+    """Train the mask estimator for each of ``probe.seeds`` seeds (see the module doc); the probe result."""
+    sep = _separation_inputs(spec, labels, feats, folder, cfg, rep)
+    seeds = list(range(int(cfg.probe.seeds)))
+    t0 = time.time()
+    runs = [_train_seed(sep, spec, seed, t0, log) for seed in seeds]
+    return _result(sep, seeds, runs, t0)
+
+
+def _separation_inputs(spec, labels, feats, folder, cfg, rep) -> _SeparationInputs:
+    """The probed layers, the tracks of every split, and the train statistics of the frame features and of
+    the spectral input."""
     import torch
 
     from benchmark.config import parse_layers
-    from benchmark.metrics import separation_scores
     from benchmark.probes import Standardizer
 
     sc = cfg.separation
@@ -119,92 +170,121 @@ def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
         layers = parse_layers(str(sc.layer), int(rep.num_layers))
     data = {s: _load_tracks(feats[s], folder, stems, sr) for s in spec.splits}
     std = Standardizer(feats["train"].x, layers, bool(cfg.probe.standardize))
-    window = torch.hann_window(sc.n_fft)
-    n_freq = sc.n_fft // 2 + 1
+    sep = _SeparationInputs(sc=sc, sr=sr, stems=stems, layers=layers, feats=feats, data=data, std=std,
+                            window=torch.hann_window(sc.n_fft), n_freq=sc.n_fft // 2 + 1)
+    sep.logmag = log_magnitude_input([tr["mix"] for tr in data["train"]], sep.stft, sep.n_freq)
+    return sep
 
-    def stft(x):
-        return torch.stft(torch.as_tensor(x, dtype=torch.float32), sc.n_fft, sc.hop, window=window,
-                          return_complex=True)
 
-    logmag = log_magnitude_input([tr["mix"] for tr in data["train"]], stft, n_freq)
+def _train_seed(sep: _SeparationInputs, spec, seed: int, t0: float, log) -> _SeedResult:
+    """One seed: epochs of training with early stopping on the validation plain SDR; the best state scored."""
+    import torch
 
-    def track_inputs(split, tr, a=0, b=None):
-        b = len(tr["mix"]) if b is None else b
-        X = stft(tr["mix"][a:b])  # [F, T]
-        t = (a + np.arange(X.shape[1]) * sc.hop) / sr
-        idx = np.clip(np.searchsorted(tr["times"], t), 0, len(tr["rows"]) - 1)
-        f = std(feats[split].x[tr["rows"][idx]], "cpu")  # [T, L, D]
-        return X, f
+    sc = sep.sc
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = MaskEstimator(sep.feats["train"].x.shape[2], sep.n_freq, len(sep.stems), int(sc.hidden),
+                        int(sc.num_layers), len(sep.layers))
+    opt = torch.optim.Adam(net.parameters(), lr=float(sc.lr))
+    best, best_state, since, epoch = -np.inf, None, 0, 0
+    for epoch in range(int(sc.max_epochs)):
+        loss = _train_epoch(sep, net, opt, rng)
+        score = _validation_score(sep, net)
+        log(f"  seed {seed} epoch {epoch + 1}: train L1 {float(loss.detach()):.4f}, valid plain SDR {score:.2f} dB "
+            f"({time.time() - t0:.0f} s)")
+        if score > best:
+            best, since = score, 0
+            best_state = {k: x.detach().clone() for k, x in net.state_dict().items()}
+        else:
+            since += 1
+            if since >= int(sc.patience):
+                break
+    v, t = _score_best_state(sep, spec, net, best_state)
+    res = _SeedResult(valid=v, test=t, epochs_run=epoch + 1, layer_weights=torch.softmax(net.mix.detach(), 0).tolist())
+    log(f"  seed {seed}: {epoch + 1} epochs, valid mean SDR {v['main']:.2f} dB, test {t['main']:.2f} dB")
+    return res
 
-    def evaluate(net, split, fast=False):
-        refs, ests = [], []
-        with torch.no_grad():
-            for tr in data[split]:
-                X, f = track_inputs(split, tr)
-                masks = net(f[None], logmag(X.abs())[None])[0]  # [S, F, T]
-                est = torch.istft(masks * X[None], sc.n_fft, sc.hop, window=window, length=len(tr["mix"]))
-                refs.append(tr["ref"])
-                ests.append(est.numpy())
-        if fast:  # plain SDR 10 log10(|s|^2 / |s - s_hat|^2), median over tracks: the per-epoch score
-            return {s: float(np.nanmedian([_plain_sdr(r[k], e[k]) for r, e in zip(refs, ests)]))
-                    for k, s in enumerate(stems)}
-        return separation_scores(refs, ests, stems)
 
-    seg = int(sc.segment_s * sr)
-    seeds = list(range(int(cfg.probe.seeds)))
-    valid_runs, test_runs, epochs_run, weights = [], [], [], []
-    t0 = time.time()
-    for seed in seeds:
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        net = MaskEstimator(feats["train"].x.shape[2], n_freq, len(stems), int(sc.hidden), int(sc.num_layers),
-                            len(layers))
-        opt = torch.optim.Adam(net.parameters(), lr=float(sc.lr))
-        best, best_state, since, epoch = -np.inf, None, 0, 0
-        for epoch in range(int(sc.max_epochs)):
-            net.train()
-            for _ in range(int(sc.steps_per_epoch)):
-                batch_f, batch_m, batch_t = [], [], []
-                for _ in range(int(sc.batch_size)):
-                    tr = data["train"][rng.integers(len(data["train"]))]
-                    a = int(rng.integers(0, max(1, len(tr["mix"]) - seg)))
-                    b = min(len(tr["mix"]), a + seg)
-                    X, f = track_inputs("train", tr, a, b)
-                    batch_f.append(f)
-                    batch_m.append(X.abs())
-                    batch_t.append(torch.stack([stft(r[a:b]).abs() for r in tr["ref"]]))
-                T = min(x.shape[1] for x in batch_m)
-                f = torch.stack([x[:T] for x in batch_f])
-                mag = torch.stack([x[:, :T] for x in batch_m])
-                tgt = torch.stack([x[:, :, :T] for x in batch_t])
-                masks = net(f, logmag(mag))
-                loss = (masks * mag[:, None] - tgt).abs().mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            net.eval()
-            v = evaluate(net, "valid", fast=True)
-            score = float(np.nanmean(list(v.values())))
-            log(f"  seed {seed} epoch {epoch + 1}: train L1 {float(loss.detach()):.4f}, valid plain SDR {score:.2f} dB "
-                f"({time.time() - t0:.0f} s)")
-            if score > best:
-                best, since = score, 0
-                best_state = {k: x.detach().clone() for k, x in net.state_dict().items()}
-            else:
-                since += 1
-                if since >= int(sc.patience):
-                    break
-        net.load_state_dict(best_state)
-        net.eval()
-        v = evaluate(net, "valid")
-        t = evaluate(net, "test")
-        v["main"] = spec.main_score_of(v)
-        t["main"] = spec.main_score_of(t)
-        valid_runs.append(v)
-        test_runs.append(t)
-        epochs_run.append(epoch + 1)
-        weights.append(torch.softmax(net.mix.detach(), 0).tolist())
-        log(f"  seed {seed}: {epoch + 1} epochs, valid mean SDR {v['main']:.2f} dB, test {t['main']:.2f} dB")
+def _train_epoch(sep: _SeparationInputs, net, opt, rng):
+    """``separation.steps_per_epoch`` Adam steps on random train segments; the last step's L1 loss."""
+    seg = int(sep.sc.segment_s * sep.sr)
+    net.train()
+    for _ in range(int(sep.sc.steps_per_epoch)):
+        f, mag, tgt = _random_batch(sep, rng, seg)
+        masks = net(f, sep.logmag(mag))
+        loss = (masks * mag[:, None] - tgt).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss
+
+
+def _random_batch(sep: _SeparationInputs, rng, seg: int):
+    """``separation.batch_size`` random segments of seg samples of random train tracks, cut to the shortest:
+    frame features [B, T, L, D], mixture magnitudes [B, F, T], stem magnitudes [B, S, F, T]."""
+    import torch
+
+    batch_f, batch_m, batch_t = [], [], []
+    for _ in range(int(sep.sc.batch_size)):
+        tr = sep.data["train"][rng.integers(len(sep.data["train"]))]
+        a = int(rng.integers(0, max(1, len(tr["mix"]) - seg)))
+        b = min(len(tr["mix"]), a + seg)
+        X, f = sep.track_inputs("train", tr, a, b)
+        batch_f.append(f)
+        batch_m.append(X.abs())
+        batch_t.append(torch.stack([sep.stft(r[a:b]).abs() for r in tr["ref"]]))
+    T = min(x.shape[1] for x in batch_m)
+    f = torch.stack([x[:T] for x in batch_f])
+    mag = torch.stack([x[:, :T] for x in batch_m])
+    tgt = torch.stack([x[:, :, :T] for x in batch_t])
+    return f, mag, tgt
+
+
+def _validation_score(sep: _SeparationInputs, net) -> float:
+    """The early-stopping score: the mean over stems of the plain validation SDR (:func:`_evaluate`, fast)."""
+    net.eval()
+    v = _evaluate(sep, net, "valid", fast=True)
+    return float(np.nanmean(list(v.values())))
+
+
+def _score_best_state(sep: _SeparationInputs, spec, net, best_state) -> tuple[dict, dict]:
+    """Load the best-validation state; its BSS-eval scores on validation and test, each with "main"."""
+    net.load_state_dict(best_state)
+    net.eval()
+    v = _evaluate(sep, net, "valid")
+    t = _evaluate(sep, net, "test")
+    v["main"] = spec.main_score_of(v)
+    t["main"] = spec.main_score_of(t)
+    return v, t
+
+
+def _evaluate(sep: _SeparationInputs, net, split: str, fast: bool = False) -> dict:
+    """Masks on every track of a split, estimates with the mixture phase; BSS-eval SDR per stem (median over
+    tracks), or with ``fast`` the plain SDR."""
+    import torch
+
+    from benchmark.metrics import separation_scores
+
+    sc = sep.sc
+    refs, ests = [], []
+    with torch.no_grad():
+        for tr in sep.data[split]:
+            X, f = sep.track_inputs(split, tr)
+            masks = net(f[None], sep.logmag(X.abs())[None])[0]  # [S, F, T]
+            est = torch.istft(masks * X[None], sc.n_fft, sc.hop, window=sep.window, length=len(tr["mix"]))
+            refs.append(tr["ref"])
+            ests.append(est.numpy())
+    if fast:  # plain SDR 10 log10(|s|^2 / |s - s_hat|^2), median over tracks: the per-epoch score
+        return {s: float(np.nanmedian([_plain_sdr(r[k], e[k]) for r, e in zip(refs, ests)]))
+                for k, s in enumerate(sep.stems)}
+    return separation_scores(refs, ests, sep.stems)
+
+
+def _result(sep: _SeparationInputs, seeds: list[int], runs: list[_SeedResult], t0: float) -> dict:
+    """The probe result (the shape of :func:`benchmark.probes.summarize`'s, one grid row): means over seeds."""
+    sc, layers = sep.sc, sep.layers
+    valid_runs = [r.valid for r in runs]
+    test_runs = [r.test for r in runs]
     names = list(test_runs[0])
     test = {k: float(np.nanmean([r[k] for r in test_runs])) for k in names}
     test_std = {k: float(np.nanstd([r[k] for r in test_runs])) for k in names}
@@ -217,6 +297,7 @@ def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
         "scores": {"main": test["main"], "main_std": test_std["main"], "test": test, "test_std": test_std,
                    "valid_main": valid_main},
         "selection": {"layer": layer_key, "lr": float(sc.lr), "by": "fixed (separation.layer, separation.lr)"},
-        "layers": [row], "grid": [row], "seeds": seeds, "epochs_run": epochs_run, "layer_weights": weights,
+        "layers": [row], "grid": [row], "seeds": seeds, "epochs_run": [r.epochs_run for r in runs],
+        "layer_weights": [r.layer_weights for r in runs],
         "probe": {"members": 1, "seconds": round(time.time() - t0, 3), "probed_layers": layers},
     }
