@@ -361,8 +361,10 @@ def _fetch_unseen_shards(ctx: Context, shards: _Shards) -> list[int]:
     missing = ctx.broadcast(missing)
     for k in missing:
         i, split, s, _ = units[k]
-        path = shards.caches[(i, split)].shard_path(s)
-        blob = path.read_bytes() if owners[k] == rank and path.exists() else None
+        sc = shards.caches[(i, split)]
+        path, rows = sc.shard_path(s), sc.rows_path(s)
+        # a shard is two files: its rows, then its index (written last, as extract_shard does)
+        blob = (rows.read_bytes(), path.read_bytes()) if owners[k] == rank and path.exists() else None
         got = ctx.gather(blob)
         if rank == 0:
             blob = next((b for b in got if b is not None), None)
@@ -370,7 +372,8 @@ def _fetch_unseen_shards(ctx: Context, shards: _Shards) -> list[int]:
                 raise ExtractionError(f"{path}: rank {owners[k]} did not produce this shard")
             from tasks.format import atomic_write_bytes
 
-            atomic_write_bytes(path, blob)
+            atomic_write_bytes(rows, blob[0])
+            atomic_write_bytes(path, blob[1])
     return missing
 
 

@@ -93,7 +93,9 @@ from benchmark.paths import cache_root, slug
 from benchmark.precision import autocast, resolve_precision
 
 CACHE_FORMAT = 1
-SHARD_FORMAT = 2  # what a shard file holds (not part of the cache key): 2 added its "record"; 1 had none
+# what a shard holds (not part of the cache key): 3 keeps the rows in their own memory-mappable .npy beside the
+# index (.npz); 2 added the index's "record"; 1 had none
+SHARD_FORMAT = 3
 
 
 class ExtractionError(RuntimeError):
@@ -113,7 +115,8 @@ class SplitFeatures:
     """Cached features of one split. ``owner[r]`` is the index into ``items`` of row ``r``."""
 
     split: str
-    x: np.ndarray                      # [R, L, D] float16
+    x: Any                             # [R, L, D] float16 (float32 where float16 would overflow), read lazily:
+    #                                    benchmark.rows.ShardedRows over the shards' memory-mapped files
     owner: np.ndarray                  # [R] int64
     times: np.ndarray | None           # [R] float32 seconds (frame-level tasks)
     items: list                        # tasks.format.Item, all items of the split (after --limit)
@@ -220,14 +223,14 @@ class _Runner:
         self.calls = 0
         self.precision = resolve_precision(getattr(fcfg, "precision", "auto"), fcfg.device, rep)
 
-    def run(self, segs: list[np.ndarray]) -> list[np.ndarray]:
-        """segments (1-d float arrays) -> per segment frames [T', L, D] float32 (numpy)."""
+    def batches(self, segs: list[np.ndarray]):
+        """Yield (segment indices, their frames [T', L, D] float32 numpy) per model batch: padded batches of at
+        most ``features.batch_seconds`` of audio, longest segments first. Only one batch's frames exist at once."""
         import torch
 
         sr = int(self.rep.sample_rate)
         budget = int(self.fcfg.batch_seconds * sr)
         order = sorted(range(len(segs)), key=lambda i: -len(segs[i]))
-        out: list[np.ndarray | None] = [None] * len(segs)
         i = 0
         while i < len(order):
             longest = len(segs[order[i]])
@@ -246,8 +249,15 @@ class _Runner:
                     f"representation {self.rep.name!r} returned {len(layers)} layers, declared num_layers="
                     f"{self.rep.num_layers}")
             stacked = torch.stack([h.detach().float().cpu() for h in layers], dim=2)  # [B, T', L, D]
-            for b, j in enumerate(batch):
-                out[j] = stacked[b, : int(flen[b])].numpy()
+            del layers
+            yield batch, [stacked[b, : int(flen[b])].numpy() for b in range(len(batch))]
+
+    def run(self, segs: list[np.ndarray]) -> list[np.ndarray]:
+        """segments (1-d float arrays) -> per segment frames [T', L, D] float32 (numpy), all at once (scripts)."""
+        out: list[np.ndarray | None] = [None] * len(segs)
+        for batch, frames in self.batches(segs):
+            for j, f in zip(batch, frames):
+                out[j] = f
         return out  # type: ignore[return-value]
 
 
@@ -280,7 +290,12 @@ class SplitCache:
         return self.recipe.get("window") == "frames"
 
     def shard_path(self, s: int) -> Path:
+        """The shard's index (written last: a shard exists when its index does)."""
         return self.folder / f"shard-{s:05d}.npz"
+
+    def rows_path(self, s: int) -> Path:
+        """The shard's rows (benchmark.rows: a .npy file, memory-mapped when read)."""
+        return rows_path(self.shard_path(s))
 
     def lock_path(self, s: int) -> Path:
         return self.folder / f".shard-{s:05d}.npz.lock"
@@ -302,6 +317,11 @@ class SplitCache:
     def read_shard(self, s: int) -> dict[str, Any]:
         """Shard ``s`` read whole and verified (:func:`read_shard`); raises _BadShard when unusable."""
         return read_shard(self.shard_path(s), s, self.key, self.items, self.frames, self.shard_range(s))
+
+
+def rows_path(index: Path) -> Path:
+    """``shard-SSSSS.npz`` -> ``shard-SSSSS.x.npy``."""
+    return Path(index).with_suffix(".x.npy")
 
 
 def _one_line(e: BaseException) -> str:
@@ -327,18 +347,22 @@ def read_shard(path, s: int, key: str, items: list, frames: bool,
         raise
     except Exception as e:  # noqa: BLE001 - whatever a damaged file raises (BadZipFile, EOFError, ValueError, ...)
         raise _BadShard(path, "damaged", f"damaged, not a readable shard ({_one_line(e)})") from None
+    rec = None
     try:
-        x, owner, times = arrays["x"], arrays["owner"], arrays["times"]
-        skipped = json.loads(str(arrays["skipped"]))
         rec = json.loads(str(arrays["record"])) if "record" in arrays else None
-        if rec is not None:
+        if rec is not None and int(rec.get("format", 2)) == SHARD_FORMAT:
+            owner, times, order = arrays["owner"], arrays["times"], arrays["order"]
+            skipped = json.loads(str(arrays["skipped"]))
             lo, hi = (int(v) for v in rec["range"])
-            rec_key, rec_s, rec_ids = rec["recipe"], int(rec["shard"]), list(rec["ids"])
-        skipped_ids = [str(d["id"]) for d in skipped]
+            rec_key, rec_s, rec_ids, rows_meta = rec["recipe"], int(rec["shard"]), list(rec["ids"]), rec["rows"]
+            skipped_ids = [str(d["id"]) for d in skipped]
     except (KeyError, ValueError, TypeError) as e:
         raise _BadShard(path, "damaged", f"damaged, not a feature shard ({_one_line(e)})") from None
     if rec is None:
         raise _BadShard(path, "legacy", "written before shards recorded their items and recipe: cannot be verified")
+    if int(rec.get("format", 2)) != SHARD_FORMAT:
+        raise _BadShard(path, "legacy", f"shard format {rec.get('format', 2)} (features inside the .npz, read whole), "
+                                        f"not {SHARD_FORMAT} (memory-mapped rows)")
     if rec_key != key:
         raise _BadShard(path, "foreign", f"holds features of another cache entry (recipe {rec_key}, this folder's is "
                                          f"{key}; copied from another split, task or representation)")
@@ -352,15 +376,27 @@ def read_shard(path, s: int, key: str, items: list, frames: bool,
     if not 0 <= lo < hi <= len(items) or rec_ids != [str(it.id) for it in items[lo:hi]]:
         raise _BadShard(path, "foreign", f"holds other items than items {lo}..{hi - 1} of this split "
                                          f"(ids {rec_ids[:3]}...)")
-    if not _rows_match(x, owner, times, skipped_ids, rec_ids, lo, frames):
+    from benchmark.rows import check_rows
+
+    xp = rows_path(path)
+    if not xp.exists():
+        raise _BadShard(path, "damaged", f"its rows file {xp.name} is missing")
+    try:
+        x = check_rows(xp, rows_meta)
+    except (OSError, ValueError) as e:
+        raise _BadShard(path, "damaged", f"its rows file {xp.name} is damaged ({' '.join(str(e).split())})") from None
+    if not _rows_match(x, owner, times, order, skipped_ids, rec_ids, lo, frames):
         raise _BadShard(path, "damaged", "damaged: its rows do not match its items")
-    return {"x": x, "owner": owner, "times": times, "skipped": skipped}
+    return {"x": x, "order": order, "owner": owner, "times": times, "skipped": skipped}
 
 
-def _rows_match(x, owner, times, skipped_ids: list[str], ids: list[str], lo: int, frames: bool) -> bool:
-    """Every item of the shard (``ids``, from item ``lo``) has rows, in item order, or one skip reason."""
-    if x.ndim != 3 or x.dtype != np.float16 or owner.shape != x.shape[:1] or times.shape != (owner.shape if frames
-                                                                                           else (0,)):
+def _rows_match(x, owner, times, order, skipped_ids: list[str], ids: list[str], lo: int, frames: bool) -> bool:
+    """Every item of the shard (``ids``, from item ``lo``) has rows, in item order, or one skip reason; ``order``
+    (the file row of each row) is a permutation of the file's rows."""
+    if x.ndim != 3 or x.dtype not in (np.float16, np.float32) or owner.shape != x.shape[:1] \
+            or order.shape != owner.shape or times.shape != (owner.shape if frames else (0,)):
+        return False
+    if len(order) and not np.array_equal(np.sort(order), np.arange(len(order))):
         return False
     if len(owner) and (not np.issubdtype(owner.dtype, np.integer) or owner.min() < lo
                        or owner.max() >= lo + len(ids) or (np.diff(owner) < 0).any()):
@@ -468,8 +504,9 @@ def extract_split(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: 
             if e.kind in ("damaged", "foreign"):
                 log(f"{where} warning: {e}; extracting it again")
         if kinds.get("legacy"):
-            log(f"{where} warning: {kinds['legacy']} shards in {folder} were written before shards recorded their "
-                f"items and recipe and cannot be verified; extracting them again (once)")
+            log(f"{where} warning: {kinds['legacy']} shards in {folder} are of an earlier shard format (without "
+                f"a record of their items and recipe, which cannot be verified, or with their rows inside the index, "
+                f"which cannot be memory-mapped); extracting them again (once)")
         what = "missing (" if set(kinds) == {"missing"} else f"({', '.join(f'{n} {k}' for k, n in kinds.items())}; "
         log(f"{where} extracting {rep.name}: {len(bad)} of {n_shards} shards {what}{len(items)} items) -> {folder}")
         bar = None
@@ -539,45 +576,85 @@ def _compute_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> 
         for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):
             seg_audio.append(np.ascontiguousarray(wav[a:b], dtype=np.float32))
             seg_meta.append((gi, k, a))
-    frames = runner.run(seg_audio) if seg_audio else []
-    rows, owner, times = [], [], []
-    by_item: dict[int, list[int]] = {}
-    for j, (gi, k, a) in enumerate(seg_meta):
-        by_item.setdefault(gi, []).append(j)
-    for gi, js in by_item.items():
-        if sum(len(frames[j]) for j in js) == 0:
+    from benchmark.rows import RowWriter
+
+    writer = RowWriter(sc.rows_path(s), int(rep.num_layers))
+    try:
+        placed = _stream_rows(seg_audio, seg_meta, spec, pooling, runner, writer)
+        meta = writer.close()
+    except FloatingPointError:
+        writer.abort()
+        raise ExtractionError(f"representation {rep.name!r} produced non-finite features in {spec.name}/{split} "
+                              f"shard {s}") from None
+    except BaseException:
+        writer.abort()
+        raise
+    seg_start = {(gi, k): a for gi, k, a in seg_meta}
+    rows, owner, times = [], [], []  # in item order: file rows, owning item, frame times
+    for gi in range(lo, hi):
+        segs = placed.get(gi)
+        if segs is None:
+            continue  # skipped before the model (unreadable, too short, silent)
+        if not any(n for _, _, n in segs):
             it = items[gi]
             skipped.append({"id": it.id, "audio": str(resolve(data_dir, it.audio)),
                             "reason": "too short for the model (no frames)"})
             continue
-        if spec.window == "clip":
-            rows.append(_pool(np.concatenate([frames[j] for j in js]), pooling)[None])
-            owner.append(np.array([gi]))
-        elif spec.window == "window":
-            for j in js:
-                if len(frames[j]):
-                    rows.append(_pool(frames[j], pooling)[None])
-                    owner.append(np.array([gi]))
-        else:
-            for j in js:
-                f = frames[j]
-                rows.append(f)
-                owner.append(np.full(len(f), gi))
+        for k, first, n in sorted(segs):
+            rows.append(np.arange(first, first + n))
+            owner.append(np.full(n, gi))
+            if spec.window == "frames":
                 # frame k of a segment starting at t0 is at t0 + offset + k / rate (offset: where the model's first
                 # frame sits, e.g. a HEAR module's first timestamp; 0 for MERT and the baselines)
-                times.append(seg_meta[j][2] / sr + float(getattr(rep, "frame_offset_s", 0.0) or 0.0)
-                             + np.arange(len(f)) / float(rep.frame_rate))
-    x = np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, rep.num_layers, 0), np.float16)
-    if not np.isfinite(x).all():
-        raise ExtractionError(f"representation {rep.name!r} produced non-finite or float16-overflowing "
-                              f"features in {spec.name}/{split} shard {s}")
-    path = sc.shard_path(s)
-    _save_npz(path, x=x,
+                times.append(seg_start[(gi, k)] / sr + float(getattr(rep, "frame_offset_s", 0.0) or 0.0)
+                             + np.arange(n) / float(rep.frame_rate))
+    record = {**sc.shard_record(s), "rows": meta}
+    _save_npz(sc.shard_path(s), order=np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64),
               owner=np.concatenate(owner).astype(np.int64) if owner else np.zeros(0, np.int64),
               times=np.concatenate(times).astype(np.float32) if times else np.zeros(0, np.float32),
-              skipped=np.array(json.dumps(skipped)),
-              record=np.array(json.dumps(sc.shard_record(s), sort_keys=True)))
-    return path
+              skipped=np.array(json.dumps(skipped)), record=np.array(json.dumps(record, sort_keys=True)))
+    return sc.shard_path(s)
+
+
+def _stream_rows(seg_audio: list, seg_meta: list, spec, pooling, runner: _Runner, writer) -> dict:
+    """Run the model batch by batch and append each batch's rows to ``writer`` as they come: a segment's pooled
+    row (``window``), its frames (``frames``), or, for ``clip``, the item's row pooled over all its chunks once
+    the last chunk is through (only a long item's chunks wait, in float32). Returns item -> [(segment k, first
+    file row, rows)], what puts the file's rows in item order."""
+    placed: dict[int, list[tuple[int, int, int]]] = {}
+    n_segs: dict[int, int] = {}
+    for gi, _, _ in seg_meta:
+        n_segs[gi] = n_segs.get(gi, 0) + 1
+    waiting: dict[int, dict[int, np.ndarray]] = {}  # clip items with chunks still to come: k -> frames
+
+    def put(gi: int, k: int, rows: np.ndarray) -> None:
+        placed.setdefault(gi, []).append((k, writer.rows, len(rows)))
+        writer.append(rows)
+
+    if not seg_audio:
+        return placed
+    for batch, frames in runner.batches(seg_audio):
+        for j, f in zip(batch, frames):
+            gi, k, _ = seg_meta[j]
+            if spec.window == "frames":
+                put(gi, k, f)
+            elif spec.window == "window":
+                if len(f):
+                    put(gi, k, _pool(f, pooling)[None])
+                else:
+                    placed.setdefault(gi, []).append((k, writer.rows, 0))
+            else:
+                parts = waiting.setdefault(gi, {})
+                parts[k] = f
+                if len(parts) == n_segs[gi]:
+                    allf = np.concatenate([parts[kk] for kk in sorted(parts)])
+                    del waiting[gi]
+                    if len(allf):
+                        put(gi, 0, _pool(allf, pooling)[None])
+                    else:
+                        placed.setdefault(gi, []).append((0, writer.rows, 0))
+        del frames
+    return placed
 
 
 def _folder_key(folder: Path) -> str:
@@ -619,10 +696,12 @@ def load_split(folder: Path, split: str, items: list, n_shards: int, frames: boo
                 shards[s] = read_shard(paths[s], s, key, items, frames, expect(s))
             except _BadShard as e:
                 raise ExtractionError(f"{e} (after extracting it again)") from None
+    from benchmark.rows import ShardedRows
+
     xs, owners, times, skipped = [], [], [], []
     for z in shards:
         if z["x"].shape[0]:
-            xs.append(z["x"])
+            xs.append((z["x"], z["order"]))
         owners.append(z["owner"])
         times.append(z["times"])
         skipped += z["skipped"]
@@ -637,7 +716,11 @@ def load_split(folder: Path, split: str, items: list, n_shards: int, frames: boo
         raise ExtractionError(f"{folder}: the {n_shards} shards cover {covered} of {len(items)} items "
                               f"of split {split!r}: they were written with another features.shard_items; use the "
                               f"value they were written with, or delete the folder to extract again")
-    return SplitFeatures(split=split, x=np.concatenate(xs), owner=owner,
+    dims = {x.shape[1:] for x, _ in xs}
+    if len(dims) != 1:
+        raise ExtractionError(f"{folder}: shards of split {split!r} hold rows of different shapes {sorted(dims)}")
+    (layers, dim), = dims
+    return SplitFeatures(split=split, x=ShardedRows(xs, layers, dim), owner=owner,
                          times=np.concatenate(times) if frames else None, items=items, skipped=skipped,
                          cache_dir=str(folder))
 

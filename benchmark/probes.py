@@ -75,7 +75,7 @@ class Standardizer:
         if enabled:
             s = np.zeros((L, D)); s2 = np.zeros((L, D))
             for i in range(0, len(x), chunk):
-                b = x[i:i + chunk][:, layers].astype(np.float64)
+                b = select_rows(x, np.arange(i, min(len(x), i + chunk)), layers).astype(np.float64)
                 s += b.sum(0); s2 += (b ** 2).sum(0)
             mean = s / len(x)
             std = np.sqrt(np.maximum(s2 / len(x) - mean ** 2, 0)) + 1e-5
@@ -86,12 +86,28 @@ class Standardizer:
         self.inv = torch.tensor(1 / std, dtype=torch.float32)
 
     def __call__(self, x_rows: np.ndarray, device):
+        """Rows already read (all layers) -> the probed layers, standardised, as a float32 tensor."""
+        return self._scale(x_rows[:, self.layers], device)
+
+    def read(self, x, idx, device):
+        """Rows ``idx`` of ``x`` standardised; only the probed layers are read (:func:`select_rows`)."""
+        return self._scale(select_rows(x, idx, self.layers), device)
+
+    def _scale(self, rows: np.ndarray, device):
         import torch
 
         if self.mean.device != torch.device(device):
             self.mean, self.inv = self.mean.to(device), self.inv.to(device)
-        x = torch.from_numpy(np.ascontiguousarray(x_rows[:, self.layers])).to(device).float()
+        x = torch.from_numpy(np.ascontiguousarray(rows)).to(device).float()
         return (x - self.mean) * self.inv
+
+
+def select_rows(x, idx, layers) -> np.ndarray:
+    """Rows ``idx`` of features ``x`` [R, L, D] with only ``layers``: from the cache's memory-mapped shards
+    (benchmark.rows.ShardedRows.take) only those layers leave the disk; a numpy array is indexed as usual."""
+    if isinstance(x, np.ndarray):
+        return x[idx][:, layers]
+    return x.take(idx, layers)
 
 
 _RELU_DROPOUT = None
@@ -235,7 +251,7 @@ def _forward_rows(model, std, x: np.ndarray, device, max_elems: int = 1 << 25, p
     with torch.no_grad():
         for i in range(0, len(x), chunk):
             with autocast(precision, device):
-                out = model.forward(std(x[i:i + chunk], device), train=False)
+                out = model.forward(std.read(x, np.arange(i, min(len(x), i + chunk)), device), train=False)
             outs.append(out.float().cpu())
     return torch.cat(outs, 1)
 
@@ -427,7 +443,7 @@ def _train_epoch(sweep: _Sweep, run: _SeedRun) -> None:
     for i in range(0, len(perm), sweep.batch_size):
         idx = np.sort(perm[i:i + sweep.batch_size])
         with autocast(sweep.precision, device):
-            out = run.model.forward(sweep.std(xtr[idx], device), train=True)
+            out = run.model.forward(sweep.std.read(xtr, idx, device), train=True)
         loss = sweep.head.loss(out.float(), y[idx].to(device))
         loss.sum().backward()
         run.opt.step()

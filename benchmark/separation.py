@@ -133,7 +133,7 @@ class _SeparationInputs:
         X = self.stft(tr["mix"][a:b])  # [F, T]
         t = (a + np.arange(X.shape[1]) * self.sc.hop) / self.sr
         idx = np.clip(np.searchsorted(tr["times"], t), 0, len(tr["rows"]) - 1)
-        f = self.std(self.feats[split].x[tr["rows"][idx]], "cpu")  # [T, L, D]
+        f = self.std.read(self.feats[split].x, tr["rows"][idx], "cpu")  # [T, L, D]
         return X, f
 
 

@@ -320,11 +320,11 @@ def test_benchmark_run_end_to_end(hear_dir, hf_dir, small_home, tmp_path, model)
     recipes = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "beat").glob("*/recipe.json")]
     test_dir = next(p.parent for p, r in zip((tmp_path / "cache" / "beat").glob("*/recipe.json"), recipes)
                     if r["split"] == "test")
-    with np.load(test_dir / "shard-00000.npz") as z:
-        owner, x = z["owner"], z["x"]
-    from benchmark.features import select_items
+    from benchmark.features import read_shard, select_items
 
     items = select_items(read_split(folder, "test"), 3)
+    z = read_shard(test_dir / "shard-00000.npz", 0, test_dir.name.rsplit("-", 1)[-1], items, frames=True)
+    owner, x = z["owner"], z["x"][z["order"]]  # the file's rows in item order
     for i, it in enumerate(items):
         wav = torch.from_numpy(read_audio(resolve(folder, it.audio), rep.sample_rate, it.start, it.end).copy())
         layers, flen = rep(wav[None], torch.tensor([len(wav)]))

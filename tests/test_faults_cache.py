@@ -106,18 +106,23 @@ def _overwritten(p: Path) -> None:
 DAMAGE = {"empty": _empty, "half-truncated": _half, "bytes-overwritten": _overwritten}
 
 
+@pytest.mark.parametrize("part", ["index", "rows"])
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_a_damaged_shard_is_named_and_extracted_again(genre, reference, tmp_path, damage):
+def test_a_damaged_shard_is_named_and_extracted_again(genre, reference, tmp_path, damage, part):
+    """Either file of a shard damaged: its index (``.npz``) or its rows (``.x.npy``, memory-mapped when read)."""
     cache = _copy_cache(reference, tmp_path / "c")
     shard = _folder(genre, cache) / "shard-00001.npz"
-    DAMAGE[damage](shard)
-    assert shard.read_bytes() != reference["shards"][shard.name]
+    target = shard if part == "index" else shard.with_suffix(".x.npy")
+    before = target.read_bytes()
+    DAMAGE[damage](target)
+    assert target.read_bytes() != before
     f, calls, logs = _extract(genre, cache)
     warned = [m for m in logs if str(shard) in m and "warning" in m and "damaged" in m]
     assert len(warned) == 1, logs
     assert calls == 1  # only that shard (4 items, one batch) went through the model again
     _same(f, reference["feats"]["train"])
     assert shard.read_bytes() == reference["shards"][shard.name]  # rewritten as the undamaged shard
+    assert target.read_bytes() == before
     again, calls, logs = _extract(genre, cache)  # healed for good: no model work, nothing to say
     assert calls == 0 and not any("warning" in m for m in logs)
     _same(again, reference["feats"]["train"])
@@ -148,8 +153,10 @@ def test_shards_record_what_they_hold(genre, reference):
         with np.load(io.BytesIO(blob)) as z:
             rec = json.loads(str(z["record"]))
         lo, hi = 4 * s, min(10, 4 * s + 4)
-        assert rec == {"format": 2, "recipe": key, "shard": s, "range": [lo, hi],
+        rows = rec.pop("rows")
+        assert rec == {"format": 3, "recipe": key, "shard": s, "range": [lo, hi],
                        "ids": [it.id for it in items[lo:hi]]}
+        assert rows["shape"] == [hi - lo, 1, 120] and rows["dtype"] == "<f2" and isinstance(rows["crc32"], int)
 
 
 def test_under_cached_only_a_damaged_shard_is_an_error_naming_it(genre, reference, tmp_path):
@@ -202,21 +209,31 @@ def test_cli_probe_refuses_a_damaged_cache_and_run_heals_it_with_the_same_scores
     assert main(["probe", *base, "--overwrite", "always"]) == 0  # healed: the cache alone suffices again
 
 
-def _legacy(path: Path) -> None:
-    """Rewrite a shard as it was written before shards had a record."""
+def _legacy(path: Path, record: bool = False) -> None:
+    """Rewrite a shard as shard format 1 wrote it (rows inside the .npz, no record), or format 2 (``record``:
+    rows inside, with a record)."""
+    rows = path.with_suffix(".x.npy")
     with np.load(path) as z:
-        arrays = {k: z[k] for k in ("x", "owner", "times", "skipped")}
+        arrays = {k: z[k] for k in ("owner", "times", "skipped")}
+        order, rec = z["order"], json.loads(str(z["record"]))
+    arrays["x"] = np.load(rows)[order]
+    if record:
+        rec.pop("rows")
+        arrays["record"] = np.array(json.dumps({**rec, "format": 2}, sort_keys=True))
+    rows.unlink()
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     path.write_bytes(buf.getvalue())
 
 
-def test_legacy_shards_are_extracted_again_once_with_one_warning(genre, reference, tmp_path):
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_legacy_shards_are_extracted_again_once_with_one_warning(genre, reference, tmp_path, fmt):
     cache = _copy_cache(reference, tmp_path / "c")
     folder = _folder(genre, cache)
     for p in folder.glob("shard-*.npz"):
-        _legacy(p)
-    with pytest.raises(ExtractionError, match=r"cannot be verified[\s\S]*python -m benchmark extract"):
+        _legacy(p, record=fmt == 2)
+    why = "cannot be verified" if fmt == 1 else "shard format 2"
+    with pytest.raises(ExtractionError, match=why + r"[\s\S]*python -m benchmark extract"):
         _extract(genre, cache, cached_only=True)
     f, calls, logs = _extract(genre, cache)
     warned = [m for m in logs if "warning" in m]
