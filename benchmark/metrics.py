@@ -188,24 +188,44 @@ def sdr_per_track(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     return np.asarray(sdr, dtype=np.float64)
 
 
+class SeparationScores:
+    """Per-track BSS-eval SDRs accumulated track by track (so no split's estimates are held at once):
+    :meth:`add` each (reference [S, N], estimate [S, N]); :meth:`result` is :func:`separation_scores`'s."""
+
+    def __init__(self, stems: Sequence[str], silence_rms: float = 1e-4):
+        self.stems, self.silence_rms = list(stems), float(silence_rms)
+        self.per: dict[str, list[float]] = {s: [] for s in self.stems}
+        self.n = 0
+
+    def add(self, reference: np.ndarray, estimate: np.ndarray) -> None:
+        r = np.asarray(reference, dtype=np.float64)
+        if r.shape[0] != len(self.stems):
+            raise ValueError(f"separation: reference has {r.shape[0]} stems, expected {len(self.stems)} {self.stems}")
+        self.n += 1
+        active = np.sqrt((r ** 2).mean(1)) > self.silence_rms
+        if not active.any():
+            return
+        sdr = sdr_per_track(r[active], np.asarray(estimate, dtype=np.float64)[active])
+        for s, v in zip(np.asarray(self.stems)[active], sdr):
+            self.per[s].append(v)
+
+    def result(self) -> dict[str, float]:
+        """``{"sdr_<stem>": median over tracks}``; tracks whose reference stem is silent are left out."""
+        if not self.n:
+            raise ValueError("separation: no tracks scored")
+        out = {}
+        for s in self.stems:
+            v = [x for x in self.per[s] if np.isfinite(x)]
+            out[f"sdr_{s}"] = float(np.median(v)) if v else float("nan")
+        return out
+
+
 def separation_scores(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray], stems: Sequence[str],
                       silence_rms: float = 1e-4) -> dict[str, float]:
     """``{"sdr_<stem>": median over tracks}``; tracks whose reference stem is silent are left out."""
     if len(references) != len(estimates) or not len(references):
         raise ValueError(f"separation: {len(references)} references, {len(estimates)} estimates")
-    per = {s: [] for s in stems}
+    acc = SeparationScores(stems, silence_rms)
     for r, e in zip(references, estimates):
-        r = np.asarray(r, dtype=np.float64)
-        if r.shape[0] != len(stems):
-            raise ValueError(f"separation: reference has {r.shape[0]} stems, expected {len(stems)} {list(stems)}")
-        active = np.sqrt((r ** 2).mean(1)) > silence_rms
-        if not active.any():
-            continue
-        sdr = sdr_per_track(r[active], np.asarray(e, dtype=np.float64)[active])
-        for s, v in zip(np.asarray(stems)[active], sdr):
-            per[s].append(v)
-    out = {}
-    for s in stems:
-        v = [x for x in per[s] if np.isfinite(x)]
-        out[f"sdr_{s}"] = float(np.median(v)) if v else float("nan")
-    return out
+        acc.add(r, e)
+    return acc.result()

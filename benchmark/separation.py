@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,16 @@ def log_magnitude_input(train_mixes, stft, n_freq: int):
     return logmag
 
 
-def _load_tracks(feats, folder, stems, sr):
+def _spill(path: Path, a: np.ndarray) -> np.ndarray:
+    """``a`` written to ``path`` and mapped back read-only: the track's audio stays on disk, not in memory."""
+    np.save(path, a)
+    return np.load(path, mmap_mode="r")
+
+
+def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
+    """Every kept track of a split: its mixture, its stems [S, N] and the rows / times of its frame features.
+    With ``store`` the decoded (resampled) audio is kept in files there, memory-mapped (one track decoded at a
+    time: a split's audio is never held at once; the values are the same)."""
     from mert.audio import read_audio
     from tasks.format import resolve
 
@@ -93,8 +103,11 @@ def _load_tracks(feats, folder, stems, sr):
             w = read_audio(resolve(folder, it.target[s]), sr, it.start, it.end, warn_silent=False)  # a stem may be silent
             w = np.pad(w, (0, max(0, len(mix) - len(w))))[: len(mix)]
             ref.append(w)
+        ref = np.stack(ref)
+        if store is not None:
+            mix, ref = _spill(store / f"{feats.split}-{gi}.mix.npy", mix), _spill(store / f"{feats.split}-{gi}.ref.npy", ref)
         rows = np.nonzero(feats.owner == gi)[0]
-        tracks.append({"id": it.id, "mix": mix, "ref": np.stack(ref), "rows": rows,
+        tracks.append({"id": it.id, "mix": mix, "ref": ref, "rows": rows,
                        "times": feats.times[rows]})
     return tracks
 
@@ -124,6 +137,7 @@ class _SeparationInputs:
     def stft(self, x):
         import torch
 
+        x = torch.from_numpy(np.array(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x  # memmaps: a copy
         return torch.stft(torch.as_tensor(x, dtype=torch.float32), self.sc.n_fft, self.sc.hop, window=self.window,
                           return_complex=True)
 
@@ -147,16 +161,20 @@ class _SeedResult:
 
 def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
     """Train the mask estimator for each of ``probe.seeds`` seeds (see the module doc); the probe result."""
-    sep = _separation_inputs(spec, labels, feats, folder, cfg, rep)
-    seeds = list(range(int(cfg.probe.seeds)))
-    t0 = time.time()
-    runs = [_train_seed(sep, spec, seed, t0, log) for seed in seeds]
-    return _result(sep, seeds, runs, t0)
+    import tempfile
+
+    cache = Path(feats["train"].cache_dir).parent if feats["train"].cache_dir else None
+    with tempfile.TemporaryDirectory(prefix=".separation-audio-", dir=cache) as store:
+        sep = _separation_inputs(spec, labels, feats, folder, cfg, rep, Path(store))
+        seeds = list(range(int(cfg.probe.seeds)))
+        t0 = time.time()
+        runs = [_train_seed(sep, spec, seed, t0, log) for seed in seeds]
+        return _result(sep, seeds, runs, t0)
 
 
-def _separation_inputs(spec, labels, feats, folder, cfg, rep) -> _SeparationInputs:
-    """The probed layers, the tracks of every split, and the train statistics of the frame features and of
-    the spectral input."""
+def _separation_inputs(spec, labels, feats, folder, cfg, rep, store: Path | None = None) -> _SeparationInputs:
+    """The probed layers, the tracks of every split (their audio memory-mapped from ``store`` when given), and
+    the train statistics of the frame features and of the spectral input."""
     import torch
 
     from benchmark.config import parse_layers
@@ -168,7 +186,7 @@ def _separation_inputs(spec, labels, feats, folder, cfg, rep) -> _SeparationInpu
     layers = parse_layers(cfg.probe.layers, int(rep.num_layers))
     if sc.layer != "weighted":
         layers = parse_layers(str(sc.layer), int(rep.num_layers))
-    data = {s: _load_tracks(feats[s], folder, stems, sr) for s in spec.splits}
+    data = {s: _load_tracks(feats[s], folder, stems, sr, store) for s in spec.splits}
     std = Standardizer(feats["train"].x, layers, bool(cfg.probe.standardize))
     sep = _SeparationInputs(sc=sc, sr=sr, stems=stems, layers=layers, feats=feats, data=data, std=std,
                             window=torch.hann_window(sc.n_fft), n_freq=sc.n_fft // 2 + 1)
@@ -263,21 +281,25 @@ def _evaluate(sep: _SeparationInputs, net, split: str, fast: bool = False) -> di
     tracks), or with ``fast`` the plain SDR."""
     import torch
 
-    from benchmark.metrics import separation_scores
+    from benchmark.metrics import SeparationScores
 
     sc = sep.sc
-    refs, ests = [], []
+    plain = {s: [] for s in sep.stems}
+    acc = SeparationScores(sep.stems)
     with torch.no_grad():
-        for tr in sep.data[split]:
+        for tr in sep.data[split]:  # one track at a time: no split's estimates are held at once
             X, f = sep.track_inputs(split, tr)
             masks = net(f[None], sep.logmag(X.abs())[None])[0]  # [S, F, T]
-            est = torch.istft(masks * X[None], sc.n_fft, sc.hop, window=sep.window, length=len(tr["mix"]))
-            refs.append(tr["ref"])
-            ests.append(est.numpy())
+            est = torch.istft(masks * X[None], sc.n_fft, sc.hop, window=sep.window, length=len(tr["mix"])).numpy()
+            ref = np.asarray(tr["ref"])
+            if fast:
+                for k, s in enumerate(sep.stems):
+                    plain[s].append(_plain_sdr(ref[k], est[k]))
+            else:
+                acc.add(ref, est)
     if fast:  # plain SDR 10 log10(|s|^2 / |s - s_hat|^2), median over tracks: the per-epoch score
-        return {s: float(np.nanmedian([_plain_sdr(r[k], e[k]) for r, e in zip(refs, ests)]))
-                for k, s in enumerate(sep.stems)}
-    return separation_scores(refs, ests, sep.stems)
+        return {s: float(np.nanmedian(plain[s])) for s in sep.stems}
+    return acc.result()
 
 
 def _result(sep: _SeparationInputs, seeds: list[int], runs: list[_SeedResult], t0: float) -> dict:
