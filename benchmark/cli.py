@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _common(sub.add_parser("run", help="extract features, train probes, score, write results and leaderboards"))
-    _common(sub.add_parser("extract", help="extract features into the cache only"), probe=False)
+    p = sub.add_parser("extract", help="extract features into the cache only")
+    _common(p, probe=False)
+    p.add_argument("--dry-run", action="store_true",
+                   help="run nothing: say per task and split how many items, hours of audio, cache rows and GB the "
+                        "model's features will take (from the audio headers)")
     _common(sub.add_parser("probe", help="train probes and score from cached features only (no model runs)"))
     p = sub.add_parser("list-tasks", help="the tasks with dataset, type, metrics, main score and version")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table")

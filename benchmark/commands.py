@@ -60,8 +60,35 @@ def cmd_probe(args) -> int:
 
 def cmd_extract(args) -> int:
     _need_task(args)
+    if getattr(args, "dry_run", False):
+        return extract_dry_run(_options(args, extract_only=True))
     for r in driver()(_options(args, extract_only=True)):
         print(json.dumps(r))
+    return 0
+
+
+def extract_dry_run(opts) -> int:
+    """The size of what ``extract`` would write, per task and split, without running the model."""
+    from benchmark.features import estimate_split
+    from benchmark.pipeline import check_options, load_rep, plan_task, resolve_tasks
+
+    check_options(opts)
+    rep = load_rep(opts)
+    rows = [("task", "split", "items", "audio h", "rows", "cache GB")]
+    total = 0
+    for spec in resolve_tasks(opts.tasks):
+        plan = plan_task(spec, rep, opts)
+        for split in spec.splits:
+            e = estimate_split(rep, spec, plan.folder, split, plan.cfg.features, opts.limit)
+            total += e["bytes"]
+            rows.append((spec.name, split, str(e["items"]), f"{e['seconds'] / 3600:.2f}", str(e["rows"]),
+                         f"{e['bytes'] / 1e9:.2f}"))
+    rows.append(("all", "", "", "", "", f"{total / 1e9:.2f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"{rep.name}: {int(rep.num_layers)} layers x {int(rep.dim)} dims, float16 (float32 where a value exceeds "
+          f"65504)")
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
 
 

@@ -146,22 +146,9 @@ def finish(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
-def item_seconds(data_dir, item) -> float:
-    """Duration of one item for load balancing: the excerpt, else the file header (0 when unreadable)."""
-    start = float(item.start or 0.0)
-    if item.end is not None:
-        return max(0.0, float(item.end) - start)
-    import soundfile as sf
-
-    from tasks.format import resolve
-
-    try:
-        return max(0.0, float(sf.info(str(resolve(data_dir, item.audio))).duration) - start)
-    except (RuntimeError, OSError, sf.LibsndfileError):
-        return 0.0
-
-
 def shard_seconds(sc, s: int) -> float:
+    from benchmark.features import item_seconds
+
     lo, hi = sc.shard_range(s)
     return sum(item_seconds(sc.data_dir, sc.items[i]) for i in range(lo, hi))
 
@@ -419,6 +406,8 @@ def _spread_probes(ctx: Context, plans: list, todo: list[int], caches: dict) -> 
     visible = all(sc.shard_path(s).exists() for sc in caches.values() for s in range(sc.n_shards))
     shared = all(ctx.all_gather(visible))
     if len(todo) > 1 and shared:
+        from benchmark.features import item_seconds
+
         cost = [sum(item_seconds(caches[(i, sp)].data_dir, it) for sp in plans[i].spec.splits
                     for it in caches[(i, sp)].items) for i in todo] if ctx.rank == 0 else None
         return dict(zip(todo, assign(ctx.broadcast(cost), ctx.world))), True

@@ -2,9 +2,16 @@
 
 Every audio file of a split is decoded once; the representation runs once per (task, split) for all layers
 in padded batches (with lengths, so padding never changes a feature); windows are pooled, frame-level
-tasks keep their frames. Results are float16 arrays ``[rows, layers, dim]`` in shards of
-``features.shard_items`` items, each written atomically, so a killed extraction keeps every finished shard
-and the next run resumes after them. A split whose shards all exist (and verify, see below) does no model work
+tasks keep their frames. Results are float16 arrays ``[rows, layers, dim]`` (float32 for a shard where a value
+would overflow float16) in shards of ``features.shard_items`` items, each written atomically, so a killed
+extraction keeps every finished shard and the next run resumes after them.
+
+Memory (benchmark/rows.py): extraction streams, each model batch's rows cast and appended to the shard's rows
+file as they come, so it holds one batch's float32 frames (``features.batch_seconds`` of audio) and the shard's
+decoded audio, never a shard's frames; probes read the rows through memory-mapped files (``SplitFeatures.x`` is
+a :class:`benchmark.rows.ShardedRows`), batch by batch and only the probed layers. Peak memory does not grow with
+the number of items (results/perf/memory_real_scale.md). ``python -m benchmark extract --dry-run`` says what a
+cache will take on disk. A split whose shards all exist (and verify, see below) does no model work
 at all. Under torchrun the missing shards are shared by the ranks (benchmark/distributed.py); a shard's content
 depends only on its items, so the cache is the same byte for byte.
 
@@ -32,18 +39,22 @@ the skip rules, the cache format version, and ``"precision": "bf16"`` for bf16 f
 recipes, and so every cache written before the key existed, are unchanged). Location: ``--cache-dir`` or
 ``$MERT_BENCH_HOME/features`` (default ``~/.cache/mert-bench/features``).
 
-What a shard records (``shard-SSSSS.npz``, numpy's uncompressed zip; its contents, not the cache key): ``x``
-[rows, layers, dim] float16, ``owner`` [rows] (the item's index in the split), ``times`` [rows] (frame-level
-tasks; empty otherwise), ``skipped`` (JSON: the skipped items with their reasons) and ``record`` (JSON: what the
-shard holds): the recipe key of its folder, its shard index, its item range ``[lo, hi)`` and the ids of those
-items in order, and the shard format (:data:`SHARD_FORMAT`).
+What a shard records: its rows in ``shard-SSSSS.x.npy`` ([file rows, layers, dim], in the order the model
+batches produced them; written first) and its index ``shard-SSSSS.npz`` (numpy's uncompressed zip, written last:
+a shard exists when its index does): ``order`` (the file row of each row in item order), ``owner`` (the item's
+index in the split, per row in item order), ``times`` (frame-level tasks; empty otherwise), ``skipped`` (JSON:
+the skipped items with their reasons) and ``record`` (JSON: what the shard holds): the recipe key of its folder,
+its shard index, its item range ``[lo, hi)`` and the ids of those items in order, the rows file's shape, dtype
+and CRC-32, and the shard format (:data:`SHARD_FORMAT`). Neither is part of the cache key.
 
-How shards are verified (:func:`read_shard`): a shard is trusted only after it was read whole (every member
-of the zip read to its end, which checks its CRC-32, and parsed) and its record matches the place it is read
+How shards are verified (:func:`read_shard`): a shard is trusted only after its index was read whole (every
+member of the zip read to its end, which checks its CRC-32, and parsed), its rows file matched the record (size,
+header, CRC-32 of the data, read in chunks) and its record matches the place it is read
 from: the folder's recipe key, the shard index, the range that ``features.shard_items`` gives that index, the
 ids of the split's items there; its rows must belong to those items (each item has rows, in order, or one skip
-reason). This is the read that builds the features anyway (:func:`load_split`): each shard is read once; only a
-shard that is extracted again is read more than once (checked again under its lock, then read once written).
+reason). The index is the read that builds the features anyway (:func:`load_split`); the rows file is read once,
+in chunks, for its CRC-32, and mapped (the probe reads it again batch by batch); only a shard that is extracted
+again is checked more than once (again under its lock, then once written).
 
 What happens on damage: a shard that cannot be read (empty, truncated, bytes overwritten, not a zip) or that
 holds something else (copied from another split, task, representation or shard index) is named in a warning
@@ -723,6 +734,41 @@ def load_split(folder: Path, split: str, items: list, n_shards: int, frames: boo
     return SplitFeatures(split=split, x=ShardedRows(xs, layers, dim), owner=owner,
                          times=np.concatenate(times) if frames else None, items=items, skipped=skipped,
                          cache_dir=str(folder))
+
+
+def item_seconds(data_dir, item) -> float:
+    """Duration of one item for load balancing: the excerpt, else the file header (0 when unreadable)."""
+    start = float(item.start or 0.0)
+    if item.end is not None:
+        return max(0.0, float(item.end) - start)
+    import soundfile as sf
+
+    from tasks.format import resolve
+
+    try:
+        return max(0.0, float(sf.info(str(resolve(data_dir, item.audio))).duration) - start)
+    except (RuntimeError, OSError, sf.LibsndfileError):
+        return 0.0
+
+
+def estimate_split(rep, spec, data_dir, split: str, fcfg, limit: int | None = None) -> dict[str, Any]:
+    """What a split's cache will hold, from the items' excerpts or audio headers (no audio decoded, no model
+    run): items, audio seconds, rows (one per clip; one per window; one per model frame) and bytes on disk
+    (float16 rows of every layer; more where a shard is widened to float32)."""
+    from tasks.format import read_split
+
+    items = select_items(read_split(data_dir, split), limit)
+    sr = int(rep.sample_rate)
+    seconds = [item_seconds(data_dir, it) for it in items]
+    if spec.window == "clip":
+        rows = len(items)
+    elif spec.window == "window":
+        rows = sum(len(_segments(int(round(t * sr)), sr, spec, fcfg)) for t in seconds)
+    else:
+        rows = int(sum(math.floor(t * float(rep.frame_rate)) for t in seconds))
+    dim = int(rep.dim) * (2 if spec.window != "frames" and getattr(rep, "pooling", "mean") == "mean_std" else 1)
+    return {"split": split, "items": len(items), "seconds": round(sum(seconds), 1), "rows": rows,
+            "bytes": rows * int(rep.num_layers) * dim * 2}
 
 
 def check_skipped(feats: SplitFeatures, spec, fcfg) -> None:

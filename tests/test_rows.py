@@ -80,3 +80,23 @@ def test_a_model_whose_activations_exceed_float16_is_cached_in_float32(tmp_path)
     assert loud.x.dtype == np.float32 and np.isfinite(x).all() and np.abs(x).max() > F16_MAX
     # the same features, scaled: float32 kept what float16 would have turned into inf
     np.testing.assert_allclose(x / 1e6, np.asarray(plain.x).astype(np.float32), rtol=2e-3, atol=1e-3)
+
+
+def test_extract_dry_run_says_what_the_cache_will_hold(tiny_home, tmp_path, capsys, monkeypatch):
+    """The estimate (from headers, no model run) is within 1 % of the rows a real extraction writes."""
+    import json
+
+    from benchmark.__main__ import main
+
+    monkeypatch.setenv("MERT_BENCH_HOME", str(tiny_home))
+    args = ["--task", "beat,key,genre", "--model", "mfcc", "--size", "tiny", "--cache-dir", str(tmp_path / "c"),
+            "--no-progress", "--quiet"]
+    assert main(["extract", "--dry-run", *args]) == 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines()[2:-1]]
+    estimate = {(t, s): int(rows) for t, s, _, _, rows, _ in table}
+    assert not (tmp_path / "c").exists()  # nothing extracted
+    assert main(["extract", *args]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        r = json.loads(line)
+        for split, rows in r["rows"].items():
+            assert abs(estimate[(r["task"], split)] - rows) <= 0.01 * rows, (r["task"], split)
