@@ -260,8 +260,9 @@ class _Runner:
                     f"representation {self.rep.name!r} returned {len(layers)} layers, declared num_layers="
                     f"{self.rep.num_layers}")
             stacked = torch.stack([h.detach().float().cpu() for h in layers], dim=2)  # [B, T', L, D]
-            del layers
+            del layers, wav
             yield batch, [stacked[b, : int(flen[b])].numpy() for b in range(len(batch))]
+            del stacked  # before the next forward: one batch's frames at a time
 
     def run(self, segs: list[np.ndarray]) -> list[np.ndarray]:
         """segments (1-d float arrays) -> per segment frames [T', L, D] float32 (numpy), all at once (scripts)."""
@@ -645,6 +646,7 @@ def _stream_rows(seg_audio: list, seg_meta: list, spec, pooling, runner: _Runner
     if not seg_audio:
         return placed
     for batch, frames in runner.batches(seg_audio):
+        f = allf = None
         for j, f in zip(batch, frames):
             gi, k, _ = seg_meta[j]
             if spec.window == "frames":
@@ -655,16 +657,20 @@ def _stream_rows(seg_audio: list, seg_meta: list, spec, pooling, runner: _Runner
                 else:
                     placed.setdefault(gi, []).append((k, writer.rows, 0))
             else:
-                parts = waiting.setdefault(gi, {})
-                parts[k] = f
-                if len(parts) == n_segs[gi]:
-                    allf = np.concatenate([parts[kk] for kk in sorted(parts)])
+                if n_segs[gi] == 1:
+                    allf = f
+                else:  # a long item: its chunks wait (copied: a view would keep the whole batch) for the last one
+                    waiting.setdefault(gi, {})[k] = np.array(f)
+                    if len(waiting[gi]) < n_segs[gi]:
+                        continue
+                    allf = np.concatenate([waiting[gi][kk] for kk in sorted(waiting[gi])])
                     del waiting[gi]
-                    if len(allf):
-                        put(gi, 0, _pool(allf, pooling)[None])
-                    else:
-                        placed.setdefault(gi, []).append((0, writer.rows, 0))
-        del frames
+                if len(allf):
+                    put(gi, 0, _pool(allf, pooling)[None])
+                else:
+                    placed.setdefault(gi, []).append((0, writer.rows, 0))
+                allf = None
+        del frames, f, allf  # no view of this batch's frames may outlive it (it would keep them all)
     return placed
 
 
