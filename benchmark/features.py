@@ -251,7 +251,7 @@ class _Runner:
             wav = torch.zeros(len(batch), longest)
             lengths = torch.tensor([len(segs[j]) for j in batch], dtype=torch.long)
             for b, j in enumerate(batch):
-                wav[b, : len(segs[j])] = torch.from_numpy(segs[j])
+                wav[b, : len(segs[j])] = torch.from_numpy(np.array(segs[j], dtype=np.float32))
             with autocast(self.precision, self.fcfg.device):
                 layers, flen = self.rep(wav, lengths)
             self.calls += 1
@@ -561,6 +561,18 @@ def extract_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner, log=
 
 def _compute_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> Path:
     """Run the model on the items of shard ``s`` and write the shard file atomically; returns its path."""
+    import shutil
+    import tempfile
+
+    for stale in sc.folder.glob(f".audio-{s:05d}-*"):  # left by a killed extraction of this shard (we hold its lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f".audio-{s:05d}-", dir=sc.folder) as store:
+        return _compute_shard_from(sc, s, rep, spec, fcfg, runner, Path(store))
+
+
+def _compute_shard_from(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner, store: Path) -> Path:
+    """:func:`_compute_shard` with each item's decoded audio kept in a file of ``store``, memory-mapped: the
+    shard's audio is never held at once (one item while it is decoded, one model batch while it runs)."""
     from mert.audio import AudioError, read_audio
     from tasks.format import resolve
 
@@ -585,8 +597,12 @@ def _compute_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> 
         if peak < fcfg.silence_peak:
             skipped.append({"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"})
             continue
-        for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):
-            seg_audio.append(np.ascontiguousarray(wav[a:b], dtype=np.float32))
+        np.save(store / f"{gi}.npy", np.asarray(wav, dtype=np.float32))
+        n = len(wav)
+        del wav
+        wav = np.load(store / f"{gi}.npy", mmap_mode="r")
+        for k, (a, b) in enumerate(_segments(n, sr, spec, fcfg)):
+            seg_audio.append(wav[a:b])  # a view of the file: read when its batch is built
             seg_meta.append((gi, k, a))
     from benchmark.rows import RowWriter
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 TASKS = {  # task -> (seconds per item, items per split at size 1)
     "beat": (30.0, {"train": 8, "valid": 2, "test": 2}),
-    "separation": (240.0, {"train": 2, "valid": 1, "test": 1}),
+    "separation": (240.0, {"train": 1, "valid": 1, "test": 1}),
 }
 
 
@@ -103,7 +103,9 @@ def report(res: dict) -> str:
     for code in res["runs"]:
         for task in res["tasks"]:
             for scale in ("1", "2"):
-                r = res["runs"][code][task][scale]
+                r = res["runs"][code].get(task, {}).get(scale)
+                if r is None:
+                    continue
                 lines.append(f"| {code} | {task} | x{scale} | {r['extract']['anon_mb']:.0f} | {r['extract']['rss_mb']:.0f} | "
                              f"{r['probe']['anon_mb']:.0f} | {r['probe']['rss_mb']:.0f} | {r['extract']['seconds']:.0f} | "
                              f"{r['probe']['seconds']:.0f} |")
@@ -112,13 +114,17 @@ def report(res: dict) -> str:
     for code in res["runs"]:
         for task in res["tasks"]:
             for step in ("extract", "probe"):
-                r = res["runs"][code][task]
-                growth = r["2"][step]["anon_mb"] / max(r["1"][step]["anon_mb"], 1e-9)
+                r = res["runs"][code].get(task, {})
+                if not r:
+                    continue
+                growth = f"{r['2'][step]['anon_mb'] / max(r['1'][step]['anon_mb'], 1e-9):.2f}" if "2" in r and "1" in r \
+                    else ""
                 vs = ["", ""]
                 if code == "after" and "before" in res["runs"]:
-                    b = res["runs"]["before"][task]
-                    vs = [f"{r[s][step]['anon_mb'] / max(b[s][step]['anon_mb'], 1e-9):.2f}" for s in ("1", "2")]
-                lines.append(f"| {code} | {task} | {step} | {growth:.2f} | {vs[0]} | {vs[1]} |")
+                    b = res["runs"]["before"].get(task, {})
+                    vs = [f"{r[s][step]['anon_mb'] / max(b[s][step]['anon_mb'], 1e-9):.2f}" if s in r and s in b else ""
+                          for s in ("1", "2")]
+                lines.append(f"| {code} | {task} | {step} | {growth} | {vs[0]} | {vs[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -130,6 +136,9 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "perf" / "memory_real_scale")
     ap.add_argument("--quick", action="store_true", help="items 10x shorter (checks the script, not a measurement)")
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="a JSON of an earlier run: its entries for the codes in --reuse-codes are kept, not rerun")
+    ap.add_argument("--reuse-codes", default="before", help="which codes' entries --reuse keeps (default before)")
     args = ap.parse_args()
     if args.quick:
         for t, (sec, n) in list(TASKS.items()):
@@ -141,16 +150,25 @@ def main() -> int:
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
            "threads": os.environ.get("OMP_NUM_THREADS", "default"), "runs": {}}
     out_json = args.out.with_suffix(".json")
+    kept = json.loads(args.reuse.read_text())["runs"] if args.reuse else {}
     for task in tasks:
         for scale in (1, 2):
             data = make_data(work / "data", task, scale)
             for code, path in codes.items():
-                r = run_version(path, task, data, work / code / f"{task}-x{scale}", args.preset)
+                old = kept.get(code, {}).get(task, {}).get(str(scale))
+                if old is not None and code in args.reuse_codes.split(","):
+                    r = old
+                else:
+                    try:
+                        r = run_version(path, task, data, work / code / f"{task}-x{scale}", args.preset)
+                    except RuntimeError as e:  # recorded, the other runs go on
+                        print(f"{code} {task} x{scale} failed: {e}", flush=True)
+                        continue
                 res["runs"].setdefault(code, {}).setdefault(task, {})[str(scale)] = r
                 print(code, task, f"x{scale}", json.dumps(r), flush=True)
                 out_json.parent.mkdir(parents=True, exist_ok=True)
                 out_json.write_text(json.dumps(res, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(report(res))
+                args.out.with_suffix(".md").write_text(report(res))
     print(args.out.with_suffix(".md").read_text())
     return 0
 
