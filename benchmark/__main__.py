@@ -11,6 +11,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(COMMANDS[args.command](args) or 0)
+    except BrokenPipeError:  # the reader went away (``| head``): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("interrupted; finished feature shards and results are kept, run again to resume", file=sys.stderr)
         return 130
