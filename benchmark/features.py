@@ -573,6 +573,7 @@ def _compute_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> 
 def _compute_shard_from(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner, store: Path) -> Path:
     """:func:`_compute_shard` with each item's decoded audio kept in a file of ``store``, memory-mapped: the
     shard's audio is never held at once (one item while it is decoded, one model batch while it runs)."""
+    from benchmark.rows import spill
     from mert.audio import AudioError, read_audio
     from tasks.format import resolve
 
@@ -597,11 +598,8 @@ def _compute_shard_from(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner
         if peak < fcfg.silence_peak:
             skipped.append({"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"})
             continue
-        np.save(store / f"{gi}.npy", np.asarray(wav, dtype=np.float32))
-        n = len(wav)
-        del wav
-        wav = np.load(store / f"{gi}.npy", mmap_mode="r")
-        for k, (a, b) in enumerate(_segments(n, sr, spec, fcfg)):
+        wav = spill(store / f"{gi}.npy", np.asarray(wav, dtype=np.float32))
+        for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):
             seg_audio.append(wav[a:b])  # a view of the file: read when its batch is built
             seg_meta.append((gi, k, a))
     from benchmark.rows import RowWriter

@@ -144,6 +144,13 @@ def check_rows(path: str | os.PathLike, meta: dict) -> np.memmap | np.ndarray:
     return x
 
 
+def spill(path: str | os.PathLike, a: np.ndarray) -> np.ndarray:
+    """``a`` written to ``path`` (.npy) and mapped back read-only: the same values, kept on disk, not in memory
+    (the decoded audio of extraction and of the separation probe)."""
+    np.save(path, a)
+    return np.load(path, mmap_mode="r")
+
+
 class ShardedRows:
     """A split's rows over its shards, in item order, read on indexing. ``parts``: per shard (``rows``: the file's
     array, usually a memmap; ``order``: the file row of each row in item order)."""

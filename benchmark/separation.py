@@ -77,16 +77,11 @@ def log_magnitude_input(train_mixes, stft, n_freq: int):
     return logmag
 
 
-def _spill(path: Path, a: np.ndarray) -> np.ndarray:
-    """``a`` written to ``path`` and mapped back read-only: the track's audio stays on disk, not in memory."""
-    np.save(path, a)
-    return np.load(path, mmap_mode="r")
-
-
 def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
     """Every kept track of a split: its mixture, its stems [S, N] and the rows / times of its frame features.
     With ``store`` the decoded (resampled) audio is kept in files there, memory-mapped (one track decoded at a
     time: a split's audio is never held at once; the values are the same)."""
+    from benchmark.rows import spill
     from mert.audio import read_audio
     from tasks.format import resolve
 
@@ -105,7 +100,7 @@ def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
             ref.append(w)
         ref = np.stack(ref)
         if store is not None:
-            mix, ref = _spill(store / f"{feats.split}-{gi}.mix.npy", mix), _spill(store / f"{feats.split}-{gi}.ref.npy", ref)
+            mix, ref = spill(store / f"{feats.split}-{gi}.mix.npy", mix), spill(store / f"{feats.split}-{gi}.ref.npy", ref)
         rows = np.nonzero(feats.owner == gi)[0]
         tracks.append({"id": it.id, "mix": mix, "ref": ref, "rows": rows,
                        "times": feats.times[rows]})
