@@ -95,12 +95,14 @@ def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
         mix = read_audio(resolve(folder, it.audio), sr, it.start, it.end, warn_silent=False)
         ref = []
         for s in stems:
-            w = read_audio(resolve(folder, it.target[s]), sr, it.start, it.end, warn_silent=False)  # a stem may be silent
+            # a stem may be silent
+            w = read_audio(resolve(folder, it.target[s]), sr, it.start, it.end, warn_silent=False)
             w = np.pad(w, (0, max(0, len(mix) - len(w))))[: len(mix)]
             ref.append(w)
         ref = np.stack(ref)
         if store is not None:
-            mix, ref = spill(store / f"{feats.split}-{gi}.mix.npy", mix), spill(store / f"{feats.split}-{gi}.ref.npy", ref)
+            name = f"{feats.split}-{gi}"
+            mix, ref = spill(store / f"{name}.mix.npy", mix), spill(store / f"{name}.ref.npy", ref)
         rows = np.nonzero(feats.owner == gi)[0]
         tracks.append({"id": it.id, "mix": mix, "ref": ref, "rows": rows,
                        "times": feats.times[rows]})
