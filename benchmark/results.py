@@ -275,8 +275,14 @@ def leaderboard_rows(results: list[dict]) -> tuple[list[str], list[dict[str, Any
         if len(r.get("seeds") or ()) > 1:  # the spread over probe seeds, shown in the markdown table
             row.setdefault("_spread", {})[col] = (display(r["scores"].get("main_std", 0.0), r["task"]["type"]),
                                                   len(r["seeds"]))
+    # the average counts each task at its newest version only: a row whose task has a newer version elsewhere
+    # keeps the old cell on display but is averaged over fewer tasks (``n_tasks`` says how many)
+    newest = {}
+    for n, v in cols:
+        newest[n] = max(newest.get(n, v), v)
+    current = [f"{n}@v{v}" for n, v in cols if v == newest[n]]
     for row in rows.values():
-        vals = [row[c] for c in col_names if c in row and not math.isnan(row[c])]
+        vals = [row[c] for c in current if c in row and not math.isnan(row[c])]
         row["n_tasks"] = len(vals)
         row["average"] = sum(vals) / len(vals) if vals else float("nan")
     ordered = sorted(rows.values(), key=lambda r: (r["data"], -r["average"] if not math.isnan(r["average"]) else 0,

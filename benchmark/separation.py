@@ -36,13 +36,16 @@ class MaskEstimator:
                 self.out = nn.Linear(hidden, n_stems * n_freq)
                 self.n_stems, self.n_freq = n_stems, n_freq
 
-            def forward(self, feats, logmag):
-                """feats [B, T, L, D], logmag [B, T, F] -> masks [B, S, F, T]."""
+            def forward(self, feats, logmag, state=None, return_state: bool = False):
+                """feats [B, T, L, D], logmag [B, T, F] -> masks [B, S, F, T] (and the LSTM state after the
+                last frame with ``return_state``: the LSTM runs forward in time, so a track fed in consecutive
+                chunks with the state carried over gets the masks of the whole track at once)."""
                 f = torch.einsum("btld,l->btd", feats, torch.softmax(self.mix, 0))
-                h, _ = self.lstm(torch.cat([f, logmag], -1))
+                h, state = self.lstm(torch.cat([f, logmag], -1), state)
                 m = torch.sigmoid(self.out(h))  # [B, T, S*F]
                 B, T, _ = m.shape
-                return m.view(B, T, self.n_stems, self.n_freq).permute(0, 2, 3, 1)
+                masks = m.view(B, T, self.n_stems, self.n_freq).permute(0, 2, 3, 1)
+                return (masks, state) if return_state else masks
 
         return _Net()
 
@@ -116,6 +119,11 @@ def _plain_sdr(ref, est) -> float:
     return 10 * np.log10(num / max(float(((ref - est) ** 2).sum()), 1e-12))
 
 
+#: STFT frames per network call when a whole track is evaluated (:meth:`_SeparationInputs.track_masks`):
+#: 30 s at 24 kHz with hop 256
+EVAL_CHUNK_FRAMES = 2816
+
+
 @dataclass
 class _SeparationInputs:
     """What every seed shares: the config, the tracks of every split with their frame features, the
@@ -142,10 +150,31 @@ class _SeparationInputs:
         """Samples a:b of a track -> its mixture STFT [F, T] and the nearest frame features [T, L, D]."""
         b = len(tr["mix"]) if b is None else b
         X = self.stft(tr["mix"][a:b])  # [F, T]
-        t = (a + np.arange(X.shape[1]) * self.sc.hop) / self.sr
+        return X, self.frame_features(split, tr, a + np.arange(X.shape[1]) * self.sc.hop)
+
+    def frame_features(self, split, tr, samples):
+        """The standardised frame features [T, L, D] nearest to STFT frames centred at ``samples``."""
+        t = np.asarray(samples) / self.sr
         idx = np.clip(np.searchsorted(tr["times"], t), 0, len(tr["rows"]) - 1)
-        f = self.std.read(self.feats[split].x, tr["rows"][idx], "cpu")  # [T, L, D]
-        return X, f
+        return self.std.read(self.feats[split].x, tr["rows"][idx], "cpu")
+
+    def track_masks(self, net, split, tr):
+        """A whole track -> (its mixture STFT [F, T], the masks [S, F, T]), the network run over
+        ``EVAL_CHUNK_FRAMES`` STFT frames at a time with the LSTM state carried over: the frame features of a
+        long track (a 7-minute MUSDB18 track at 24 kHz: 39k frames x layers x dim in float32) are never held
+        at once. A track of at most that many frames (every embedded track) is one chunk."""
+        import torch
+
+        X = self.stft(tr["mix"])  # [F, T]
+        T = X.shape[1]
+        logmag = self.logmag(X.abs())  # [T, F]
+        masks, state = [], None
+        for a in range(0, T, EVAL_CHUNK_FRAMES):
+            b = min(T, a + EVAL_CHUNK_FRAMES)
+            f = self.frame_features(split, tr, np.arange(a, b) * self.sc.hop)
+            m, state = net(f[None], logmag[None, a:b], state, return_state=True)
+            masks.append(m[0])
+        return X, torch.cat(masks, -1)
 
 
 @dataclass
@@ -285,8 +314,7 @@ def _evaluate(sep: _SeparationInputs, net, split: str, fast: bool = False) -> di
     acc = SeparationScores(sep.stems)
     with torch.no_grad():
         for tr in sep.data[split]:  # one track at a time: no split's estimates are held at once
-            X, f = sep.track_inputs(split, tr)
-            masks = net(f[None], sep.logmag(X.abs())[None])[0]  # [S, F, T]
+            X, masks = sep.track_masks(net, split, tr)  # [F, T], [S, F, T]
             est = torch.istft(masks * X[None], sc.n_fft, sc.hop, window=sep.window, length=len(tr["mix"])).numpy()
             ref = np.asarray(tr["ref"])
             if fast:

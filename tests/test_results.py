@@ -42,6 +42,21 @@ def test_leaderboard_rows_columns_and_average(tmp_path):
     assert "mfcc" in layer_csv and "True" in layer_csv
 
 
+def test_the_average_counts_each_task_at_its_newest_version(tmp_path):
+    """A row still holding an older task version shows it, but averages over the tasks it has at the newest."""
+    old = record(rep="old", task="beat", ttype="beat", main=0.9)
+    new = record(rep="new", task="beat", ttype="beat", main=0.6)
+    new["task"]["version"] = 2
+    for r in (old, new, record(rep="old", main=0.5), record(rep="new", main=0.5)):
+        write_result(Path(tmp_path) / "runs" / r["data"]["source"] / f"{r['representation']['name']}@abcd1234" /
+                     f"{r['task']['name']}@v{r['task']['version']}.json", r)
+    write_leaderboards(tmp_path, plots=False)
+    by = {r["representation"]: r for r in csv.DictReader((tmp_path / "leaderboard.csv").open())}
+    assert float(by["old"]["beat@v1"]) == pytest.approx(90.0) and by["old"]["beat@v2"] == ""
+    assert float(by["old"]["average"]) == pytest.approx(50.0) and by["old"]["n_tasks"] == "1"
+    assert float(by["new"]["average"]) == pytest.approx(55.0) and by["new"]["n_tasks"] == "2"
+
+
 def test_leaderboard_markdown_shows_the_seed_spread(tmp_path):
     three = record(task="genre", ttype="multiclass", main=0.625)
     three["seeds"] = [0, 1, 2]
