@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run nothing: say per task and split how many items, hours of audio, cache rows and GB the "
                         "model's features will take (from the audio headers)")
     _common(sub.add_parser("probe", help="train probes and score from cached features only (no model runs)"))
+    p = sub.add_parser("reference", help="reference rows of the beat task: untrained / specialist trackers scored "
+                                         "on the same items (no features, no probe)")
+    _common(p)
+    p.add_argument("--tracker", default="spectral-flux", metavar="NAMES",
+                   help="comma list: spectral-flux (untrained spectral flux + DBN), madmom-rnn (madmom's trained RNN "
+                        "+ DBN; needs the madmom extra, models CC BY-NC-SA) (default spectral-flux)")
     p = sub.add_parser("list-tasks", help="the tasks with dataset, type, metrics, main score and version")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table")
     sub.add_parser("list-models", help="the registered representations")

@@ -236,6 +236,29 @@ def cmd_mock_run(args) -> int:
     return 0
 
 
+def cmd_reference(args) -> int:
+    """``python -m benchmark reference``: the reference rows of a beat task (benchmark.trackers) on the chosen
+    data source, written as results beside the probed rows."""
+    _need_task(args)
+    from benchmark.logging import RunLogger
+    from benchmark.pipeline import check_folders, resolve_tasks
+    from benchmark.trackers import ReferenceTracker, run_reference
+
+    trackers = [ReferenceTracker(t) for t in str(args.tracker).split(",") if t]
+    args.model = trackers[0].name
+    opts = _options(args)
+    check_folders(opts)
+    log = RunLogger(quiet=opts.quiet)
+    out = [run_reference(spec, tr, opts, log) for spec in resolve_tasks(opts.tasks) for tr in trackers]
+    if opts.leaderboard:
+        from benchmark.results import write_leaderboards
+
+        write_leaderboards(opts.results_dir)
+    print_table(out)
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "probe": cmd_probe, "extract": cmd_extract, "list-tasks": cmd_list_tasks,
             "list-models": cmd_list_models, "leaderboard": cmd_leaderboard, "prepare": cmd_prepare,
-            "validate": cmd_validate, "mock-run": cmd_mock_run}
+            "validate": cmd_validate, "mock-run": cmd_mock_run,
+            "reference": cmd_reference}

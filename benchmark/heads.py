@@ -10,11 +10,15 @@ reported metric wherever it can be vectorised), and the reported metrics through
 - multilabel: binary cross-entropy; window logits averaged per item; macro ROC-AUC and AP.
 - regression: MSE on targets standardised with the train mean and std; predictions de-standardised; R2
   per dimension.
-- beat: per-frame binary cross-entropy against targets 1 at the frame nearest each beat and 0.5 at
-  +-``beat.widen`` frames; activations decoded to beat times by librosa's dynamic-programming beat tracker
-  (``librosa.beat.beat_track(onset_envelope=...)``) for every reported score, and by peak picking
-  (local maxima above ``beat.peak_threshold``, or half the track's maximum activation when that is lower) for the per-epoch early-stopping score, where running the
-  tracker for every probe every epoch would cost more than the training.
+- beat: MARBLE's protocol (benchmark.config.BeatConfig). A per-frame MLP with a beat output (and a downbeat
+  output when the items carry downbeat annotations), binary cross-entropy on random 10 s crops of the train
+  tracks, 64 crops per step, targets 1 at the frame of an annotation and 0.95 / 0.5 (beats) or 0.95 / 0.5 / 0.25
+  (downbeats) at +-1, +-2(, +-3) frames on train only; valid and test tracks whole. Activations are decoded
+  by madmom's DBN beat tracker (benchmark.beat_tracking.dbn_beats; ``beat.tracker=librosa-dp`` for librosa's
+  dynamic-programming tracker) for every reported score and, by default, for the per-epoch early-stopping
+  score too (MARBLE monitors the DBN's valid F; ``beat.select=peaks`` picks local maxima instead, cheaper).
+  Reported beside beat F: downbeat F (the same DBN in the 18-72 bpm range on the downbeat activation) and the
+  tempo of the decoded beats (benchmark.metrics.tempo_scores).
 """
 from __future__ import annotations
 
@@ -113,7 +117,24 @@ class MulticlassHead(Head):
 
 
 class KeyHead(MulticlassHead):
+    """Global key. Clips (items sharing ``group``, and the 30 s windows of each item) are combined per song by
+    ``probe.key_ensemble``:
+
+    - ``mean_logits`` (ours, the default): the mean of the clip logits, argmax (row outputs averaged per song by
+      benchmark.probes.unit_outputs);
+    - ``vote`` / ``max`` / ``gmean`` / ``mean``: MARBLE's strategies (benchmark/tasks/GS/utils.py of
+      MARBLE-Benchmark): the most frequent clip argmax (ties: the lowest key index, as scipy's mode), the argmax of
+      the per-key maximum clip logit, of the mean logit (= ``mean_logits``), of the mean softmax probability;
+    - ``select`` (MARBLE's GSProber, the real-data default): every strategy is scored; the validation score that
+      early stopping and selection see is the best strategy's (MARBLE monitors ``valid_best_ensemble_score``), and a
+      member's test score uses the strategy that was best on validation for its best-validation state (ties: the
+      first in vote, max, gmean, mean order). The scores also hold ``weighted_key_<strategy>`` for each.
+
+    Outside ``mean_logits`` every row is its own unit (``prepare``), so the head sees each clip's logits and
+    combines them per song itself (``song_of_row``)."""
+
     type = "key"
+    STRATEGIES = ("vote", "max", "gmean", "mean")
 
     def __init__(self, spec, labels, cfg):
         super().__init__(spec, labels, cfg)
@@ -121,6 +142,16 @@ class KeyHead(MulticlassHead):
         import torch
 
         self.weights = torch.tensor([[mir_eval.key.weighted_score(r, e) for e in self.labels] for r in self.labels])
+        probe = getattr(cfg, "probe", None) if cfg is not None else None
+        self.ensemble = str(getattr(probe, "key_ensemble", "mean_logits") if probe is not None else "mean_logits")
+        if self.ensemble != "mean_logits" and self.ensemble != "select" and self.ensemble not in self.STRATEGIES:
+            raise ValueError(f"probe.key_ensemble={self.ensemble!r}: use mean_logits, select or one of "
+                             f"{', '.join(self.STRATEGIES)}")
+        # select: the strategy chosen on validation for each member, in the order benchmark.probes scores them
+        # (every member on valid, then every member on test, seed after seed)
+        self._chosen: list[str] = []
+        self._phase = ""
+        self._next = 0
 
     def units(self, items):
         """Songs: items sharing ``group`` (clips of one song) are scored once, logits averaged."""
@@ -135,17 +166,89 @@ class KeyHead(MulticlassHead):
             unit_items[keys[g]].append(i)
         return unit_of_item, unit_items
 
+    def prepare(self, feats, train_stats=None):
+        import torch
+
+        data = super().prepare(feats, train_stats)
+        if self.ensemble == "mean_logits":
+            return data
+        data["song_of_row"] = data["unit_idx"]
+        data["unit_idx"] = torch.arange(len(data["song_of_row"]))
+        data["n_units"] = len(data["song_of_row"])
+        return data
+
+    def song_predictions(self, rows, song_of_row, n_songs: int) -> dict:
+        """Clip logits [M, R, C] (or [R, C]) -> {strategy: predicted key per song [M, S] (or [S])}."""
+        import torch
+
+        x = torch.as_tensor(rows, dtype=torch.float32)
+        single = x.dim() == 2
+        if single:
+            x = x[None]
+        M, R, C = x.shape
+        idx = torch.as_tensor(song_of_row, dtype=torch.long)
+        cnt = torch.zeros(n_songs).index_add_(0, idx, torch.ones(R)).clamp_min(1)[None, :, None]
+
+        def per_song(v):
+            return torch.zeros(M, n_songs, C).index_add_(1, idx, v)
+
+        votes = per_song(torch.nn.functional.one_hot(x.argmax(-1), C).float())
+        mx = torch.full((M, n_songs, C), float("-inf")).scatter_reduce_(
+            1, idx[None, :, None].expand(M, R, C), x, reduce="amax", include_self=True)
+        out = {"vote": votes.argmax(-1), "max": mx.argmax(-1), "gmean": (per_song(x) / cnt).argmax(-1),
+               "mean": (per_song(torch.softmax(x, -1)) / cnt).argmax(-1)}
+        return {k: (v[0] if single else v) for k, v in out.items()}
+
+    def _weighted(self, ref, pred):
+        return self.weights[ref[None].expand_as(pred), pred].mean(1)
+
     def fast_scores(self, unit_out, data):
-        pred = unit_out.argmax(-1)  # [M, U]
-        return self.weights[data["unit_targets"][None].expand_as(pred), pred].mean(1).numpy()
+        if self.ensemble == "mean_logits":
+            pred = unit_out.argmax(-1)  # [M, U]
+            return self.weights[data["unit_targets"][None].expand_as(pred), pred].mean(1).numpy()
+        import torch
+
+        ref = data["unit_targets"]
+        preds = self.song_predictions(unit_out, data["song_of_row"], len(ref))
+        if self.ensemble != "select":
+            return self._weighted(ref, preds[self.ensemble]).numpy()
+        return torch.stack([self._weighted(ref, preds[k]) for k in self.STRATEGIES]).max(0).values.numpy()
+
+    def _choose(self, data, per: dict[str, float]) -> str:
+        """The strategy a member's scores on this split use (select): the best on validation, remembered for the
+        same member's test scores."""
+        split = getattr(data.get("feats"), "split", "")
+        if split == "test":
+            if self._phase != "test":
+                self._phase, self._next = "test", 0
+            k = self._chosen[self._next] if self._next < len(self._chosen) else "gmean"
+            self._next += 1
+            return k
+        if self._phase != "valid":
+            self._phase, self._chosen = "valid", []
+        best, best_k = float("-inf"), self.STRATEGIES[0]
+        for k in self.STRATEGIES:
+            if per[k] > best:
+                best, best_k = per[k], k
+        self._chosen.append(best_k)
+        return best_k
 
     def scores(self, unit_out, data):
         from benchmark.metrics import accuracy, weighted_key
 
         ref = data["unit_targets"].numpy()
-        est = unit_out.argmax(-1)
-        return {"weighted_key": weighted_key([self.labels[i] for i in ref], [self.labels[i] for i in est]),
-                "accuracy": accuracy(ref, est)}
+        names = [self.labels[i] for i in ref]
+        if self.ensemble == "mean_logits":
+            est = unit_out.argmax(-1)
+            return {"weighted_key": weighted_key(names, [self.labels[i] for i in est]),
+                    "accuracy": accuracy(ref, est)}
+        preds = {k: v.numpy() for k, v in self.song_predictions(unit_out, data["song_of_row"], len(ref)).items()}
+        per = {k: weighted_key(names, [self.labels[i] for i in p]) for k, p in preds.items()}
+        k = self._choose(data, per) if self.ensemble == "select" else self.ensemble
+        out = {"weighted_key": per[k], "accuracy": accuracy(ref, preds[k])}
+        if self.ensemble == "select":
+            out.update({f"weighted_key_{s}": per[s] for s in self.STRATEGIES})
+        return out
 
 
 class MultilabelHead(Head):
@@ -238,10 +341,17 @@ class RegressionHead(Head):
 
 
 class BeatHead(Head):
+    """Beat (and downbeat, when the items carry ``extra["downbeats"]``) activations per frame; see the module
+    doc and :class:`benchmark.config.BeatConfig`. Row targets are [R, 3]: beat target, downbeat target, and
+    whether the row's item has downbeat annotations (the downbeat loss is masked to those)."""
     type = "beat"
 
+    def __init__(self, spec, labels, cfg):
+        super().__init__(spec, labels, cfg)
+        self.with_downbeats = False  # set by item_targets when any item has downbeat annotations
+
     def out_dim(self) -> int:
-        return 1
+        return 2 if self.with_downbeats else 1
 
     def item_targets(self, items):
         out = []
@@ -249,49 +359,117 @@ class BeatHead(Head):
             t = it.target
             if not isinstance(t, (list, tuple)):
                 raise ValueError(f"item {it.id!r}: beat target must be a list of beat times in seconds")
-            out.append(np.asarray(t, dtype=np.float64))
+            downs = (it.extra or {}).get("downbeats")
+            if downs is not None and not isinstance(downs, (list, tuple)):
+                raise ValueError(f"item {it.id!r}: extra['downbeats'] must be a list of downbeat times in seconds")
+            downs = np.asarray(downs, dtype=np.float64) if downs else None
+            self.with_downbeats = self.with_downbeats or downs is not None
+            out.append({"beats": np.asarray(t, dtype=np.float64), "downbeats": downs})
         return out
 
-    def row_targets(self, y_items, feats):
+    def row_targets(self, y_items, feats, train: bool = False):
+        """[R, 3] float32: beat target, downbeat target, downbeat mask. 1 at the row nearest an annotation
+        (when within a frame of it); with ``train`` also ``beat.neighbours`` / ``beat.downbeat_neighbours``
+        at +-1, +-2, ... rows (MARBLE smooths the train labels only)."""
         import torch
 
-        y = np.zeros(len(feats.owner), dtype=np.float32)
-        w = int(self.cfg.beat.widen)
+        y = np.zeros((len(feats.owner), 3), dtype=np.float32)
+        bcfg = self.cfg.beat
+        near = [list(bcfg.neighbours), list(bcfg.downbeat_neighbours)] if train else [[], []]
         for gi, rows in _rows_by_item(feats.owner).items():
             t = feats.times[rows]
-            for b in y_items[gi]:
-                k = int(np.argmin(np.abs(t - b)))
-                if abs(t[k] - b) > 1.0 / max(len(t), 1) + 0.1:
+            step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+            for c, key in enumerate(("beats", "downbeats")):
+                times = y_items[gi][key]
+                if times is None:
                     continue
-                for d in range(-w, w + 1):
-                    if 0 <= k + d < len(rows):
-                        y[rows[k + d]] = max(y[rows[k + d]], 1.0 if d == 0 else 0.5)
-        return torch.from_numpy(y)[:, None]
+                if c == 1:
+                    y[rows, 2] = 1.0
+                for b in times:
+                    k = int(np.argmin(np.abs(t - b)))
+                    if abs(t[k] - b) > step:
+                        continue
+                    for d, v in [(0, 1.0)] + [(s * (j + 1), w) for j, w in enumerate(near[c]) for s in (-1, 1)]:
+                        if 0 <= k + d < len(rows):
+                            y[rows[k + d], c] = max(y[rows[k + d], c], v)
+        return torch.from_numpy(y)
+
+    def prepare(self, feats, train_stats=None):
+        data = super().prepare(feats, train_stats)
+        if feats.split == "train":
+            data["y_rows"] = self.row_targets(self.item_targets(feats.items), feats, train=True)
+        return data
 
     def unit_targets(self, y_items, unit_items):
         return [y_items[u[0]] for u in unit_items]
 
-    def loss(self, out, y):
+    def loss(self, out, y, norm: tuple[float, float] | None = None):
+        """Per-member BCE [M]: the beat output's mean over rows, plus (with a downbeat output) the downbeat
+        output's mean over the rows of items with downbeats. ``norm`` (beat rows, downbeat rows) divides the
+        sums instead of this batch's counts, for a batch evaluated in chunks."""
         import torch.nn.functional as F
 
-        return F.binary_cross_entropy_with_logits(out, y[None].expand_as(out), reduction="none").mean((1, 2))
+        bce = F.binary_cross_entropy_with_logits(out, y[None, :, :out.shape[2]].expand_as(out), reduction="none")
+        nb, nd = norm if norm is not None else (float(y.shape[0]), float(y[:, 2].sum()))
+        loss = bce[:, :, 0].sum(1) / max(nb, 1.0)
+        if out.shape[2] > 1:
+            loss = loss + (bce[:, :, 1] * y[None, :, 2]).sum(1) / max(nd, 1.0)
+        return loss
+
+    def train_batches(self, rng, data, default_size: int):
+        """One epoch's Adam steps as lists of train row indices: with ``beat.crop_s`` > 0, the train tracks in
+        a random order, ``beat.crops_per_batch`` per step, each as a random ``crop_s`` crop of its rows (a
+        shorter track whole), MARBLE's training; with 0, every row once in a random order in steps of
+        ``default_size`` (``probe.frame_batch_size``)."""
+        bcfg = self.cfg.beat
+        feats = data["feats"]
+        if float(bcfg.crop_s) <= 0:
+            perm = rng.permutation(len(feats.owner))
+            return [perm[i:i + default_size] for i in range(0, len(perm), default_size)]
+        tracks = data.get("_tracks")
+        if tracks is None:
+            tracks = data["_tracks"] = [rows[np.argsort(feats.times[rows], kind="stable")]
+                                        for _, rows in sorted(_rows_by_item(feats.owner).items())]
+        order = rng.permutation(len(tracks))
+        n = int(bcfg.crops_per_batch)
+        out = []
+        for i in range(0, len(order), n):
+            parts = []
+            for k in order[i:i + n]:
+                rows = tracks[k]
+                t = feats.times[rows]
+                span = t[-1] - t[0] if len(t) > 1 else 0.0
+                if span <= float(bcfg.crop_s):
+                    parts.append(rows)
+                    continue
+                a = float(rng.uniform(t[0], t[-1] - float(bcfg.crop_s)))
+                parts.append(rows[(t >= a) & (t < a + float(bcfg.crop_s))])
+            out.append(np.concatenate(parts))
+        return out
 
     # beat evaluation works on per-track activations, not aggregated units
-    def activations(self, row_out: np.ndarray, data) -> list[tuple[np.ndarray, np.ndarray]]:
+    def activations(self, row_out: np.ndarray, data, channel: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
         feats = data["feats"]
         acts = []
         for u in data["unit_items"]:
             rows = np.nonzero(feats.owner == u[0])[0]
-            acts.append((feats.times[rows], 1 / (1 + np.exp(-row_out[rows, 0]))))
+            rows = rows[np.argsort(feats.times[rows], kind="stable")]
+            acts.append((feats.times[rows], 1 / (1 + np.exp(-row_out[rows, channel]))))
         return acts
 
     def fast_scores(self, row_out, data):
+        """The per-epoch validation beat F of every member: decoded as ``beat.select`` says (``dbn``: the
+        reported decoder, MARBLE's monitor; ``peaks``: local maxima, cheaper)."""
         from benchmark.metrics import beat_scores
 
+        fr = data["frame_rate"]
+        refs = [t["beats"] for t in data["unit_targets"]]
+        decode = self.peaks if str(self.cfg.beat.select) == "peaks" else \
+            (lambda t, a: self.track(t, a, fr))
         out = []
         for m in range(row_out.shape[0]):
-            est = [self.peaks(t, a) for t, a in self.activations(row_out[m].numpy(), data)]
-            out.append(beat_scores(data["unit_targets"], est)["beat_f"])
+            est = [decode(t, a) for t, a in self.activations(row_out[m].numpy(), data)]
+            out.append(beat_scores(refs, est)["beat_f"])
         return np.array(out)
 
     def peaks(self, t, a):
@@ -303,36 +481,64 @@ class BeatHead(Head):
         keep = (a >= thr) & (a >= left) & (a > right)
         return t[keep]
 
-    def track(self, t, a, frame_rate: float):
-        """Beat times from an activation with the tracker ``beat.tracker`` names (:data:`BEAT_TRACKERS`)."""
+    def track(self, t, a, frame_rate: float, downbeat: bool = False):
+        """Beat (or, with ``downbeat``, downbeat) times from an activation, with the tracker ``beat.tracker``
+        names (:data:`BEAT_TRACKERS`); times are those of the rows (``t[0]`` is the first row's time)."""
         if len(a) < 4 or float(a.max()) <= 0:
             return np.zeros(0)
-        frames = BEAT_TRACKERS[str(self.cfg.beat.tracker)](a, frame_rate, self.cfg.beat)
-        return np.unique(t[np.asarray(frames, dtype=int)])
+        frames = BEAT_TRACKERS[str(self.cfg.beat.tracker)](a, frame_rate, self.cfg.beat, downbeat)
+        frames = np.asarray(frames, dtype=float)
+        return np.unique(np.interp(frames, np.arange(len(t)), t)) if len(frames) else np.zeros(0)
 
     def scores(self, row_out, data):
-        from benchmark.metrics import beat_scores
+        """beat F (main) and the other beat metrics; with a downbeat output, downbeat F; tempo from the decoded
+        beats (benchmark.metrics.tempo_scores)."""
+        from benchmark.metrics import beat_scores, tempo_scores
 
         fr = data["frame_rate"]
+        refs = data["unit_targets"]
         est = [self.track(t, a, fr) for t, a in self.activations(row_out, data)]
-        return beat_scores(data["unit_targets"], est)
+        out = beat_scores([r["beats"] for r in refs], est)
+        out.update(tempo_scores([r["beats"] for r in refs], est))
+        if row_out.shape[1] > 1:
+            have = [i for i, r in enumerate(refs) if r["downbeats"] is not None]
+            if have:
+                acts = self.activations(row_out, data, channel=1)
+                down = [self.track(*acts[i], fr, downbeat=True) for i in have]
+                d = beat_scores([refs[i]["downbeats"] for i in have], down)
+                out.update({"downbeat_f": d["beat_f"], "downbeat_precision": d["beat_precision"],
+                            "downbeat_recall": d["beat_recall"]})
+        return out
 
 
-def librosa_dp_beats(a: np.ndarray, frame_rate: float, bcfg) -> np.ndarray:
+def dbn_frames(a: np.ndarray, frame_rate: float, bcfg, downbeat: bool = False) -> np.ndarray:
+    """``beat.tracker=dbn``: frames (fractional) of the beats madmom's DBN beat tracker finds in an activation
+    (benchmark.beat_tracking.dbn_beats with ``fps`` = the frame rate and the ``beat`` config's settings; MARBLE's
+    decoder). With ``downbeat``: the same tracker between ``downbeat_min_bpm`` and ``downbeat_max_bpm``."""
+    from benchmark.beat_tracking import dbn_beats
+
+    lo, hi = (bcfg.downbeat_min_bpm, bcfg.downbeat_max_bpm) if downbeat else (bcfg.min_bpm, bcfg.max_bpm)
+    beats = dbn_beats(np.asarray(a, dtype=np.float32), frame_rate, min_bpm=float(lo), max_bpm=float(hi),
+                      transition_lambda=float(bcfg.transition_lambda), threshold=float(bcfg.threshold))
+    return np.asarray(beats, dtype=float) * frame_rate
+
+
+def librosa_dp_beats(a: np.ndarray, frame_rate: float, bcfg, downbeat: bool = False) -> np.ndarray:
     """``beat.tracker=librosa-dp``: frames of the beats librosa's dynamic-programming tracker finds in an
-    activation (``beat.start_bpm``, ``beat.tightness``)."""
+    activation (``beat.start_bpm``, ``beat.tightness``; a quarter of the start tempo for downbeats)."""
     import librosa
 
     hop = 512
+    start = float(bcfg.start_bpm) / (4.0 if downbeat else 1.0)
     _, beats = librosa.beat.beat_track(onset_envelope=a.astype(np.float32), sr=int(round(frame_rate * hop)),
-                                       hop_length=hop, start_bpm=float(bcfg.start_bpm),
+                                       hop_length=hop, start_bpm=start,
                                        tightness=float(bcfg.tightness), trim=False, units="frames")
     return np.asarray(beats, dtype=int)
 
 
-#: activation [frames], frame rate, the ``beat`` config -> beat frames; ``beat.tracker`` picks one (the choices
-#: of benchmark.config.BEAT_TRACKERS)
-BEAT_TRACKERS = {"librosa-dp": librosa_dp_beats}
+#: activation [frames], frame rate, the ``beat`` config, downbeat? -> beat frames; ``beat.tracker`` picks one
+#: (the choices of benchmark.config.BEAT_TRACKERS)
+BEAT_TRACKERS = {"dbn": dbn_frames, "librosa-dp": librosa_dp_beats}
 
 
 def _rows_by_item(owner: np.ndarray) -> dict[int, np.ndarray]:

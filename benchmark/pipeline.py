@@ -145,8 +145,9 @@ def resolved_config(spec, rep, opts: RunOptions, data_kind: str | None = None):
         ov.append(f"probe.layers={opts.layers}")
     if opts.device is not None:
         ov.append(f"features.device={opts.device}")
+    kind = data_kind or opts.data
     cfg = resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov,
-                         data=data_kind or opts.data)
+                         data=kind, size=opts.size if kind == "embedded" and opts.data == "embedded" else None)
     from benchmark.precision import resolve_precision
 
     # resolved once, here: "auto" -> what this run uses on its device ("fp32" on the CPU): the result records it, and fp32 leaves the

@@ -15,6 +15,12 @@ and early stopping are a per-member lr vector in a batched Adam step (a stopped 
 its best state; stopped members are dropped from the batched model at the end of the epoch, so the
 sweep gets cheaper as probes converge). Selection: the (layer, lr) with the best validation main score, averaged over seeds.
 
+The lr plateau rule (``probe.plateau_mode``): ``halving`` (ours, the embedded default) multiplies the lr by
+``plateau_factor`` every ``plateau_patience`` epochs without a better validation score; ``torch`` (the real-data
+default, MARBLE's) is ReduceLROnPlateau's rule, per member (:func:`torch_plateau_step`). The weighted sum mixes
+every probed layer (``probe.weighted_layers=all``) or, as MARBLE's ``layer: all``, the transformer layers 1..L
+only (``transformer``, the real-data default). docs/protocol.md lists every such choice.
+
 Successive halving (``probe.prune=halving``, off by default): after each rung of ``probe.prune_rungs`` epochs
 (2, 4, 8, 16, 32), the members still training are ranked by their best validation main score so far and only
 the best ``ceil(n / probe.prune_eta)`` go on, always including the overall best and the best
@@ -146,11 +152,13 @@ class BatchedMLP:
     """M independent MLP probes with stacked parameters; layer mixing per member."""
 
     def __init__(self, members: list[Member], num_layers: int, dim: int, hidden: int, out: int, dropout: float,
-                 layer_pos: dict[int, int], device="cpu"):
+                 layer_pos: dict[int, int], device="cpu", mix_mask: list[bool] | None = None):
         import torch
 
         self.M = len(members)
         self.dropout = dropout
+        # the probed layers the weighted members mix (None: all of them; see weighted_positions)
+        self.mix_mask = None if mix_mask is None else torch.tensor([bool(b) for b in mix_mask], device=device)
         onehot = torch.zeros(self.M, num_layers)
         self.weighted = torch.tensor([m.layer is None for m in members])
         for i, m in enumerate(members):
@@ -173,8 +181,20 @@ class BatchedMLP:
     def mixing(self):
         import torch
 
-        soft = torch.softmax(self.params["mix"], dim=1)
+        soft = torch.softmax(self._mix_logits(self.params["mix"]), dim=1)
         return torch.where(self.weighted.to(soft.device)[:, None], soft, self.onehot)
+
+    def _mix_logits(self, mix):
+        """The weighted members' mixing logits, the layers outside ``mix_mask`` at -inf (weight 0, no gradient)."""
+        if self.mix_mask is None:
+            return mix
+        return mix.masked_fill(~self.mix_mask.to(mix.device), float("-inf"))
+
+    def mix_weights(self, i: int) -> list[float]:
+        """Member ``i``'s softmax layer weights (over every probed layer; 0 for a layer left out)."""
+        import torch
+
+        return torch.softmax(self._mix_logits(self.params["mix"][i:i + 1]), 1)[0].tolist()
 
     def forward(self, x, train: bool):
         """x [B, L, D] -> [M, B, C]."""
@@ -341,6 +361,7 @@ class _Sweep:
     precision: str
     log: Any
     epoch_callback: Any
+    mix_mask: list[bool] | None = None  # the probed layers the weighted sum mixes (None: all)
 
 
 @dataclass
@@ -359,6 +380,10 @@ class _SeedRun:
     pruned_at: list[int | None]
     member_epochs: int = 0
     epochs_run: int = 0
+    # probe.plateau_mode=torch: ReduceLROnPlateau's own state per member (its best, with the relative threshold,
+    # and its bad-epoch count, reset at each reduction)
+    plateau_best: np.ndarray | None = None
+    plateau_bad: np.ndarray | None = None
 
 
 def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers: list[int], seeds: list[int],
@@ -379,8 +404,21 @@ def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers:
     return res
 
 
+def weighted_positions(layers: list[int], mode: str) -> list[bool] | None:
+    """Which of the probed ``layers`` the weighted sum mixes (``probe.weighted_layers``): None for "all" (ours:
+    every probed layer, 0..L); for "transformer" (MARBLE's ``layer: all``, the features' layers 1..L) every layer
+    but 0, the conv / embedding output of a hidden-states model."""
+    if mode == "all":
+        return None
+    if mode == "transformer":
+        return [l != 0 for l in layers]
+    raise ValueError(f"probe.weighted_layers={mode!r}: valid values are 'all' and 'transformer'")
+
+
 def _setup_sweep(head, train, valid, test, pcfg, layers, device, precision, log, epoch_callback) -> _Sweep:
-    members = make_members(layers, list(pcfg.lrs), bool(pcfg.weighted_sum))
+    mask = weighted_positions(layers, str(getattr(pcfg, "weighted_layers", "all")))
+    weighted = bool(pcfg.weighted_sum) and (mask is None or sum(mask) > 1)
+    members = make_members(layers, list(pcfg.lrs), weighted)
     halving = prune_settings(pcfg)
     groups = [m.layer_key for m in members]
     std = Standardizer(train["feats"].x, layers, bool(pcfg.standardize))
@@ -388,14 +426,14 @@ def _setup_sweep(head, train, valid, test, pcfg, layers, device, precision, log,
     frames = head.type == "beat"
     bs = int(pcfg.frame_batch_size if frames else pcfg.batch_size)
     return _Sweep(head, train, valid, test, pcfg, layers, members, groups, halving, std, layer_pos, bs, device,
-                  precision, log, epoch_callback)
+                  precision, log, epoch_callback, mask)
 
 
 def _new_model(sweep: _Sweep) -> BatchedMLP:
     """A freshly initialised batched model of every member (draws from torch's global RNG)."""
     pcfg = sweep.pcfg
     return BatchedMLP(sweep.members, len(sweep.layers), sweep.train["feats"].x.shape[2], int(pcfg.hidden),
-                      sweep.head.out_dim(), float(pcfg.dropout), sweep.layer_pos, sweep.device)
+                      sweep.head.out_dim(), float(pcfg.dropout), sweep.layer_pos, sweep.device, sweep.mix_mask)
 
 
 def _train_seed(sweep: _Sweep, seed: int) -> _SeedRun:
@@ -406,7 +444,7 @@ def _train_seed(sweep: _Sweep, seed: int) -> _SeedRun:
         _train_epoch(sweep, run)
         score = _validation_scores(sweep, run)
         _track_best(sweep, run, score, epoch)
-        _halve_lr_on_plateau(sweep, run)
+        _halve_lr_on_plateau(sweep, run, score)
         stop = _stop_early(sweep, run, epoch)
         pruned = _halving_rung(sweep, run, epoch)
         if sweep.epoch_callback is not None:
@@ -434,18 +472,36 @@ def _start_seed(sweep: _Sweep, seed: int) -> _SeedRun:
 
 
 def _train_epoch(sweep: _Sweep, run: _SeedRun) -> None:
-    """One pass over the train rows in a new random order, one batched Adam step per mini-batch."""
+    """One pass over the train rows in a new random order, one batched Adam step per mini-batch (a head with
+    ``train_batches``, beat, says which rows make each step). A step over more rows than
+    ``probe.frame_batch_size`` is evaluated in chunks of that size with the gradients accumulated (the same
+    mean loss, bounded memory)."""
     from benchmark.precision import autocast
 
     xtr, y, device = sweep.train["feats"].x, sweep.train["y_rows"], sweep.device
     run.member_epochs += len(run.alive)
-    perm = run.rng.permutation(len(xtr))
-    for i in range(0, len(perm), sweep.batch_size):
-        idx = np.sort(perm[i:i + sweep.batch_size])
-        with autocast(sweep.precision, device):
-            out = run.model.forward(sweep.std.read(xtr, idx, device), train=True)
-        loss = sweep.head.loss(out.float(), y[idx].to(device))
-        loss.sum().backward()
+    if hasattr(sweep.head, "train_batches"):
+        batches = sweep.head.train_batches(run.rng, sweep.train, sweep.batch_size)
+    else:
+        perm = run.rng.permutation(len(xtr))
+        batches = [perm[i:i + sweep.batch_size] for i in range(0, len(perm), sweep.batch_size)]
+    chunk = int(sweep.pcfg.frame_batch_size)
+    for rows in batches:
+        idx = np.sort(rows)
+        if len(idx) <= chunk or not hasattr(sweep.head, "train_batches"):
+            with autocast(sweep.precision, device):
+                out = run.model.forward(sweep.std.read(xtr, idx, device), train=True)
+            loss = sweep.head.loss(out.float(), y[idx].to(device))
+            loss.sum().backward()
+        else:  # gradients accumulated over chunks: each chunk's loss normalised by the whole batch's counts
+            yb = y[idx]
+            norm = (float(len(idx)), float(yb[:, 2].sum())) if yb.dim() == 2 and yb.shape[1] == 3 else None
+            for i in range(0, len(idx), chunk):
+                part = idx[i:i + chunk]
+                with autocast(sweep.precision, device):
+                    out = run.model.forward(sweep.std.read(xtr, part, device), train=True)
+                loss = sweep.head.loss(out.float(), yb[i:i + chunk].to(device), norm=norm)
+                loss.sum().backward()
         run.opt.step()
 
 
@@ -478,13 +534,53 @@ def _track_best(sweep: _Sweep, run: _SeedRun, score: np.ndarray, epoch: int) -> 
                 run.best_state[k][g] = v.detach()[l_]
 
 
-def _halve_lr_on_plateau(sweep: _Sweep, run: _SeedRun) -> None:
-    """Every ``plateau_patience`` epochs without improvement, an active member's lr is multiplied by
-    ``plateau_factor``."""
+def _halve_lr_on_plateau(sweep: _Sweep, run: _SeedRun, score: np.ndarray | None = None) -> None:
+    """The lr plateau step after an epoch's validation scores (``probe.plateau_mode``).
+
+    ``halving`` (ours): every ``plateau_patience`` epochs without a better validation score (the early-stopping
+    count), an active member's lr is multiplied by ``plateau_factor``.
+    ``torch``: :func:`torch_plateau_step`, ReduceLROnPlateau's rule (MARBLE's scheduler)."""
     import torch
 
+    if str(getattr(sweep.pcfg, "plateau_mode", "halving")) == "torch":
+        torch_plateau_step(sweep, run, score)
+        return
     halve = (run.active & (run.since > 0) & (run.since % int(sweep.pcfg.plateau_patience) == 0))[run.alive]
     run.opt.lr[torch.from_numpy(halve).to(sweep.device)] *= float(sweep.pcfg.plateau_factor)
+
+
+PLATEAU_EPS = 1e-8  # torch's ReduceLROnPlateau eps: a reduction smaller than this is not applied
+
+
+def torch_plateau_step(sweep: _Sweep, run: _SeedRun, score: np.ndarray) -> None:
+    """``torch.optim.lr_scheduler.ReduceLROnPlateau(mode="max", factor=plateau_factor, patience=plateau_patience,
+    threshold=plateau_threshold, threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8).step(score)`` for every
+    active member at once (global member index; ``score`` -inf where a member did not score, which counts as a
+    bad epoch, as torch counts a NaN). A score is better than the scheduler's best when it exceeds
+    ``best * (1 + threshold)``; after more than ``patience`` bad epochs in a row the lr is multiplied by the
+    factor (unless that changes it by ``eps`` or less) and the count restarts. The scheduler's best is its own: an
+    improvement within the threshold resets early stopping's count but not this one."""
+    import torch
+
+    pcfg = sweep.pcfg
+    M = len(sweep.members)
+    if run.plateau_best is None:
+        run.plateau_best = np.full(M, -np.inf)
+        run.plateau_bad = np.zeros(M, dtype=np.int64)
+    act = run.active
+    with np.errstate(invalid="ignore"):
+        better = np.asarray(score, dtype=np.float64) > run.plateau_best * (1.0 + float(pcfg.plateau_threshold))
+    up = better & act
+    run.plateau_best[up] = np.asarray(score, dtype=np.float64)[up]
+    run.plateau_bad[up] = 0
+    run.plateau_bad[~better & act] += 1
+    reduce = act & (run.plateau_bad > int(pcfg.plateau_patience))
+    run.plateau_bad[reduce] = 0
+    local = torch.from_numpy(reduce[run.alive]).to(sweep.device)
+    if bool(local.any()):
+        old = run.opt.lr[local]
+        new = old * float(pcfg.plateau_factor)
+        run.opt.lr[local] = torch.where((old - new) > PLATEAU_EPS, new, old)
 
 
 def _stop_early(sweep: _Sweep, run: _SeedRun, epoch: int) -> np.ndarray:
@@ -536,7 +632,8 @@ def _record_seed(sweep: _Sweep, run: _SeedRun, res: SweepResult) -> None:
                     if sweep.test is not None else [{} for _ in members])
     wi = [i for i, m in enumerate(members) if m.layer is None]
     if wi:
-        res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist())
+        res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist() if model.mix_mask is None
+                                 else model.mix_weights(wi[0]))
     if sweep.log:
         sweep.log(f"  seed {run.seed}: {run.epochs_run} epochs, best valid {np.max(run.best):.4f}")
 

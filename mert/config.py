@@ -26,9 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -225,17 +229,22 @@ class MertConfig:
         return d
 
     @classmethod
-    def from_hf_dict(cls, d: dict, source: str = "config.json") -> "MertConfig":
+    def from_hf_dict(cls, d: dict, source: str = "config.json",
+                     preprocessor: tuple[str, int] | None = None) -> "MertConfig":
         """Read a HubertConfig / MERTConfig json dict. HF configs carry many keys we do not need; they are ignored.
 
-        ``sample_rate`` is absent from plain HuBERT configs: 16 kHz is assumed then (HuBERT, MERT-v0).
+        A config without ``sample_rate`` (HF's MERTConfig class declares none, and plain HuBERT configs never
+        had one) gets its rate by :func:`infer_sample_rate`, never silently: from the feature extractor config beside
+        it (``preprocessor``: its path and ``sampling_rate``; :meth:`from_json` reads it), else 16 kHz for a plain
+        HuBERT config, each with a warning naming the file and the rate; a MERT config with neither is an error
+        saying what to add.
         """
         kw = {}
         for hf, ours in _HF_TO_OURS.items():
             if hf in d and d[hf] is not None:
                 kw[ours] = d[hf]
         if "sample_rate" not in kw:
-            kw["sample_rate"] = 16000
+            kw["sample_rate"] = infer_sample_rate(d, source, preprocessor)
         if d.get("conv_pos_batch_norm"):
             raise ConfigError(f"{source}: conv_pos_batch_norm=true (a BatchNorm positional conv) is not a MERT layout")
         try:
@@ -254,8 +263,57 @@ class MertConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"{path}: expected a JSON object of config keys, got {type(d).__name__}")
         if "model_type" in d or "architectures" in d or "do_stable_layer_norm" in d:
-            return cls.from_hf_dict(d, source=str(path))
+            pre = None if d.get("sample_rate") is not None else preprocessor_rate(Path(path).parent)
+            return cls.from_hf_dict(d, source=str(path), preprocessor=pre)
         return cls.from_dict(d, source=str(path))
+
+
+PREPROCESSOR_FILE = "preprocessor_config.json"  # HF feature extractor config (Wav2Vec2FeatureExtractor)
+_MERT_MARKERS = ("feature_extractor_cqt", "feature_extractor_cqt_bins", "deepnorm", "attention_relax")
+
+
+def preprocessor_rate(folder: str | os.PathLike) -> tuple[str, int] | None:
+    """(path, sampling_rate) of ``preprocessor_config.json`` in ``folder``, or None when it is missing, unreadable
+    or has no positive integer ``sampling_rate``."""
+    p = Path(folder) / PREPROCESSOR_FILE
+    try:
+        sr = json.loads(p.read_text()).get("sampling_rate")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (str(p), int(sr)) if isinstance(sr, int) and not isinstance(sr, bool) and sr > 0 else None
+
+
+def _is_mert_config(d: dict) -> bool:
+    """A MERT (not plain HuBERT) config: MERT's model type or class, or one of the keys only MERTConfig has."""
+    archs = " ".join(str(a) for a in (d.get("architectures") or []))
+    return (str(d.get("model_type", "")).lower().startswith("mert") or "mert" in archs.lower()
+            or any(k in d for k in _MERT_MARKERS))
+
+
+def infer_sample_rate(d: dict, source: str, preprocessor: tuple[str, int] | None = None) -> int:
+    """The input sample rate of a HF config dict that has no ``sample_rate``, said loudly (a warning naming the
+    file and the rate) or refused.
+
+    The conv strides cannot tell: MERT-v1 (24 kHz) and MERT-v0 / HuBERT (16 kHz) share the total stride 320, so
+    the same architecture gives 75 or 50 frames per second depending on the rate. So: the ``sampling_rate`` of the
+    feature extractor config beside the file when there is one; else 16 kHz for a plain HuBERT config (HuBERT's
+    rate); else (a MERT config) a :class:`ConfigError` asking for ``"sample_rate"`` in the file."""
+    stride = math.prod(int(s) for s in (d.get("conv_stride") or MertConfig.conv_stride))
+    if preprocessor is not None:
+        path, sr = preprocessor
+        log.warning("%s has no sample_rate; using %d Hz, the sampling_rate of %s (%.4g frames/s at total conv "
+                    "stride %d)", source, sr, path, sr / stride, stride)
+        return sr
+    if _is_mert_config(d):
+        raise ConfigError(
+            f"{source}: a MERT config without \"sample_rate\" and no {PREPROCESSOR_FILE} beside it; the rate cannot "
+            f"be inferred from the architecture (total conv stride {stride}: 24 kHz gives {24000 / stride:g} "
+            f"frames/s as MERT-v1, 16 kHz {16000 / stride:g} as MERT-v0). Add \"sample_rate\": 24000 (MERT-v1) or "
+            f"16000 (MERT-v0) to {source}")
+    log.warning("%s has no sample_rate and no %s beside it; assuming 16000 Hz, HuBERT's rate (%.4g frames/s at "
+                "total conv stride %d). A MERT-v1 checkpoint is 24 kHz: add \"sample_rate\": 24000 to the file",
+                source, PREPROCESSOR_FILE, 16000 / stride, stride)
+    return 16000
 
 
 _BASE = dict(hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, layerdrop=0.05)

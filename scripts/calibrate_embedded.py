@@ -1,12 +1,15 @@
 """Difficulty calibration of the embedded corpus: build it, then score chance and two handcrafted baselines.
 
     python scripts/calibrate_embedded.py [--size standard] [--home DIR] [--fresh] [--tasks key,genre]
+    python scripts/calibrate_embedded.py --tasks beat        # one task: builds and scores only it, updates its entries
 
 For every task: chance level, an MFCC baseline and a chroma baseline (mean+std pooled features per item,
 standardised, scikit-learn logistic regression / one-vs-rest / ridge with C or alpha chosen on valid), scored
 on test with the task's metric (mir_eval weighted key score, accuracy, macro ROC-AUC/AP, R2). Beat: a
 metronome at the median train tempo (chance) and an onset-envelope + dynamic-programming tracker (Ellis 2007),
-mir_eval F-measure. Separation: the mixture as the estimate of every stem (chance) and a harmonic/percussive
+plus the reference: the untrained spectral-flux activation + DBN beat tracker (benchmark.beat_tracking), with its
+downbeat F (the same DBN at the downbeat tempo range) and tempo accuracy; beat F pooled over tracks as the
+benchmark's beat_f. Separation: the mixture as the estimate of every stem (chance) and a harmonic/percussive
 median-filter + band-split baseline, SDR from fast_bss_eval. Writes results/embedded_calibration.json and the
 table between the calibration markers of docs/embedded.md; also reports build time and size per task.
 """
@@ -218,24 +221,50 @@ def dp_beats(env, fps=100.0, tightness=100.0):
 
 
 def beat_scores(folder, sp):
-    import mir_eval
+    """Chance (a metronome at the median train tempo), onset+DP (spectral flux + Ellis DP) and the reference
+    flux+DBN (benchmark.beat_tracking.spectral_flux_beats at the beat config's DBN settings; downbeats by the
+    same DBN at the downbeat tempo range on the same activation, a crude reference) on test. Beat F is the
+    benchmark's ``beat_f`` (pooled over tracks, no trimming; ``beat_f_mean`` the mean per-track F), tempo
+    accuracy ``tempo_acc1`` / ``tempo_acc2`` (within 4 %, benchmark.metrics.tempo_scores)."""
+    from benchmark.beat_tracking import spectral_flux_activation, dbn_beats
+    from benchmark.config import BeatConfig
+    from benchmark.metrics import beat_scores as pooled, tempo_scores
 
+    cfg = BeatConfig()
+    dbn = dict(transition_lambda=float(cfg.transition_lambda), threshold=float(cfg.threshold))
     test = sp["test"]
     tempi = [60 / np.median(np.diff(it.target)) for it in sp["train"]]
     bpm = float(np.median(tempi))
-    f_chance, f_dp = [], []
+    refs, est = [], {"chance": [], "onset_dp": [], "flux_dbn": []}
+    d_refs, d_est = [], []
     for it in test:
         y = load(folder, it)
-        ref = np.array(it.target)
-        dur = len(y) / SR
-        metro = np.arange(0, dur, 60 / bpm)
-        f_chance.append(mir_eval.beat.f_measure(mir_eval.beat.trim_beats(ref, 0), mir_eval.beat.trim_beats(metro, 0)))
-        est = dp_beats(onset_env(y))
-        f_dp.append(mir_eval.beat.f_measure(mir_eval.beat.trim_beats(ref, 0), mir_eval.beat.trim_beats(est, 0)))
-    return {"chance": {"beat_f": float(np.mean(f_chance)), "score": float(np.mean(f_chance)),
-                       "what": f"metronome at the median train tempo ({bpm:.0f} BPM)"},
-            "onset_dp": {"beat_f": float(np.mean(f_dp)), "score": float(np.mean(f_dp)),
-                         "what": "spectral-flux onset envelope + Ellis DP tracker"}}
+        refs.append(np.array(it.target))
+        est["chance"].append(np.arange(0, len(y) / SR, 60 / bpm))
+        est["onset_dp"].append(dp_beats(onset_env(y)))
+        act = spectral_flux_activation(y, SR, 100.0)
+        est["flux_dbn"].append(dbn_beats(act, 100.0, min_bpm=float(cfg.min_bpm), max_bpm=float(cfg.max_bpm), **dbn))
+        downs = (it.extra or {}).get("downbeats")
+        if downs:
+            d_refs.append(np.array(downs))
+            d_est.append(dbn_beats(act, 100.0, min_bpm=float(cfg.downbeat_min_bpm),
+                                   max_bpm=float(cfg.downbeat_max_bpm), **dbn))
+    what = {"chance": f"metronome at the median train tempo ({bpm:.0f} BPM)",
+            "onset_dp": "spectral-flux onset envelope + Ellis DP tracker",
+            "flux_dbn": "reference: spectral-flux activation + DBN beat tracker (untrained; "
+                        "benchmark.beat_tracking.spectral_flux_beats)"}
+    out = {}
+    for name, e in est.items():
+        b = pooled(refs, e)
+        t = tempo_scores(refs, e)
+        out[name] = {"beat_f": b["beat_f"], "beat_f_mean": b["beat_f_mean"], "tempo_acc1": t["tempo_acc1"],
+                     "tempo_acc2": t["tempo_acc2"], "score": b["beat_f"], "what": what[name]}
+    if d_refs:
+        d = pooled(d_refs, d_est)
+        out["flux_dbn"]["downbeat_f"] = d["beat_f"]
+        out["flux_dbn"]["downbeat_what"] = (f"the same DBN at {cfg.downbeat_min_bpm:g}-{cfg.downbeat_max_bpm:g} BPM "
+                                            "on the same activation, scored against the downbeats")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- separation
@@ -295,7 +324,8 @@ def table(results) -> str:
     rows = ["| task | metric | test items | chance | MFCC | chroma / other baseline |", "|---|---|---|---|---|---|"]
     for r in results:
         if "onset_dp" in r:
-            base = ("-", f"{r['onset_dp']['score']:.3f} (onset+DP)")
+            base = ("-", f"{r['onset_dp']['score']:.3f} (onset+DP)"
+                    + (f", {r['flux_dbn']['score']:.3f} (flux+DBN)" if "flux_dbn" in r else ""))
         elif "hpss_bands" in r:
             base = ("-", f"{r['hpss_bands']['score']:.2f} dB (HPSS+bands)")
         else:
@@ -321,13 +351,18 @@ def main() -> int:
 
     all_names = task_names()
     names = list(all_names) if args.tasks == "all" else args.tasks.split(",")
+    # the pretraining collection comes with a full run, or when --tasks names it
+    with_pre = (args.tasks == "all" and not args.no_pretraining) or "pretraining" in names
+    names = [n for n in names if n != "pretraining"]
     emb = data_root(args.home) / "embedded"
     if args.fresh and emb.exists():
         from tasks.embedded import task_dir
 
         doomed = [task_dir(n, args.size, args.home) for n in names]
         if args.tasks == "all":
-            doomed += list(emb.glob(f"_mtg-audio-*-{args.size}")) + list(emb.glob(f"pretraining-*-{args.size}"))
+            doomed += list(emb.glob(f"_mtg-audio-*-{args.size}"))
+        if with_pre:
+            doomed += list(emb.glob(f"pretraining-*-{args.size}"))
         for p in doomed:
             if p.exists():
                 shutil.rmtree(p)
@@ -339,7 +374,7 @@ def main() -> int:
         a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
-    for n in names + ([] if args.no_pretraining else ["pretraining"]):
+    for n in names + (["pretraining"] if with_pre else []):
         t0, c0 = time.time(), cpu_now()
         if n == "pretraining":
             folder = prepare_pretraining(args.size, home=args.home)
@@ -377,16 +412,19 @@ def main() -> int:
 
     report = {"size": args.size, "cpu_count": os.cpu_count(), "results": [], "build": {}}
     out_path = Path(args.out)
-    if args.tasks != "all" and out_path.exists():  # a partial run updates the stored report
-        report = json.loads(out_path.read_text())
+    if args.tasks != "all" and out_path.exists():  # a partial run updates the stored report (of its size)
+        stored = json.loads(out_path.read_text())
+        if stored.get("size") == args.size:
+            report = stored
     by_task = {r["task"]: r for r in report["results"]}
     by_task.update({r["task"]: r for r in results})
     report["results"] = [by_task[n] for n in all_names if n in by_task]
     report["build"].update(build)
-    report["build_runs"] = report.get("build_runs", []) + [{
-        "tasks": names, "wall_seconds": round(total_build, 1), "cpu_seconds": round(cpu, 1),
-        "bytes_on_disk_for_size": total_bytes, "load_average_at_end": os.getloadavg()}]
-    report["bytes_total"] = total_bytes
+    if args.tasks == "all":  # a partial run (--tasks beat) touches only its tasks' entries
+        report["build_runs"] = report.get("build_runs", []) + [{
+            "tasks": names, "wall_seconds": round(total_build, 1), "cpu_seconds": round(cpu, 1),
+            "bytes_on_disk_for_size": total_bytes, "load_average_at_end": os.getloadavg()}]
+        report["bytes_total"] = total_bytes
     report["generator_versions"] = generator_versions()
     report["table"] = table(report["results"])
     out_path.parent.mkdir(parents=True, exist_ok=True)

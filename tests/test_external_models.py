@@ -307,7 +307,7 @@ def test_benchmark_run_end_to_end(hear_dir, hf_dir, small_home, tmp_path, model)
     assert main(["run", *args]) == 0
     rep = load_representation(model)
     runs = {p.name: json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("**/*.json")}
-    assert set(runs) == {"beat@v1.json", "genre@v1.json"}
+    assert set(runs) == {"beat@v2.json", "genre@v1.json"}
     for r in runs.values():
         got = r["representation"]
         assert (got["name"], got["num_layers"], got["dim"], got["sample_rate"]) == \

@@ -118,7 +118,7 @@ def test_every_numeric_setting_declares_its_range():
 
 @pytest.mark.parametrize("override", ["probe.patience=0", "probe.plateau_factor=0", "probe.weight_decay=-1",
                                       "probe.prune_eta=1", "features.batch_seconds=0", "features.max_skip_fraction=2",
-                                      "separation.lr=0", "separation.hop=0", "beat.widen=-1", "probe.dropout=nan"])
+                                      "separation.lr=0", "separation.hop=0", "beat.crop_s=-1", "probe.dropout=nan"])
 def test_ranges_are_checked_at_config_resolution(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):
         resolve_config(get_task("genre"), overrides=[override])

@@ -137,7 +137,11 @@ def test_default_none_is_unchanged(problem):
     assert d["probe"]["prune"] == "none"
     # the probe section as results written before the prune keys existed hold it (with probe.eval_batch_rows,
     # retired since: benchmark.config.RETIRED)
-    old_probe = {**{k: v for k, v in d["probe"].items() if not k.startswith("prune")}, "eval_batch_rows": 8192}
+    later = ("plateau_mode", "plateau_threshold", "weighted_layers", "key_ensemble")  # neutral keys added since
+    assert (d["probe"]["plateau_mode"], d["probe"]["weighted_layers"], d["probe"]["key_ensemble"]) == \
+        ("halving", "all", "mean_logits")  # at their neutral values here
+    old_probe = {**{k: v for k, v in d["probe"].items() if not k.startswith("prune") and k not in later},
+                 "eval_batch_rows": 8192}
     old = {"config": {**d, "probe": old_probe}, "representation": "mfcc"}
     old_hash = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     assert config_hash({"config": d, "representation": "mfcc"}) == old_hash

@@ -32,9 +32,10 @@ def test_validate_and_prepare_reproduce_real_splits_and_keys(data, tmp_path):
     for d, k in GS_EXPECTED_KEYS.items():  # sharps respelled flat, test keys as annotated
         assert got[d][1] == k
     assert "10981" not in got and "61578" not in got  # confidence 0 and two-key tracks are left out
-    # one item per song (the whole preview): windows are the runner's job
+    # one item per song, cut at its last full 30 s clip (MARBLE drops partial tails; docs/protocol.md): the
+    # 30 s windows are the runner's job (the fixture previews are 31-40 s)
     it = read_split(out, "test")[0]
-    assert it.start is None and it.end is None and it.group == it.id
+    assert it.start is None and it.end == 30.0 and it.group == it.id
     assert len(read_meta(out)["labels"]) == 24
 
 

@@ -400,22 +400,28 @@ class _Sketch:
 
 
 def _draw_key_tempo_and_grid(rng, style: str, duration: float, *, tonic, mode, tempo, tempo_kind, density,
-                             dynamics, register, articulation, dissonance) -> _Sketch:
+                             dynamics, register, articulation, dissonance, meter=None, beats=None,
+                             swing=None) -> _Sketch:
     """Key, mode, tempo, meter, tempo curve and beat grid, swing, density and dynamics (what the caller pins
-    is kept, the rest drawn from the style's ranges)."""
+    is kept, the rest drawn from the style's ranges). ``meter``, ``beats`` and ``swing`` pinned skip their
+    draws; left ``None`` (every task but beat) they are drawn exactly as before."""
     st = STYLES[style]
     tonic = int(rng.integers(12)) if tonic is None else int(tonic)
     mode = mode or ("major" if rng.random() < st["major_p"] else "minor")
     tempo = float(tempo if tempo is not None else rng.uniform(*st["tempo"]))
-    bpb = 3 if rng.random() < st.get("meter3_p", 0.0) else 4
+    bpb = (3 if rng.random() < st.get("meter3_p", 0.0) else 4) if meter is None else int(meter)
     if tempo_kind is None:
         r = rng.random()
         tempo_kind = "rubato" if r < st.get("rubato_p", 0.0) else ("constant" if r < 0.85 else str(rng.choice(["ramp", "step"])))
-    t0 = float(rng.uniform(0.0, 0.6))
-    n_beats = int(duration / (60.0 / (tempo * 0.7))) + 4 * bpb + 8
-    beats = tempo_grid(rng, tempo, n_beats, tempo_kind, t0)
+    if beats is None:
+        t0 = float(rng.uniform(0.0, 0.6))
+        n_beats = int(duration / (60.0 / (tempo * 0.7))) + 4 * bpb + 8
+        beats = tempo_grid(rng, tempo, n_beats, tempo_kind, t0)
+    else:  # the caller's grid: beat k at beats[k] seconds, beat 0 a downbeat
+        beats = np.asarray(beats, dtype=np.float64)
+        n_beats = len(beats) - 1
     n_bars = n_beats // bpb
-    swing = float(rng.uniform(*st["swing"]))
+    swing = float(rng.uniform(*st["swing"])) if swing is None else float(swing)
     density = float(rng.uniform(*st["density"])) if density is None else density
     vel_lo, vel_hi = st["vel"]
     vel_scale = float(np.clip(1.0 + dynamics, 0.35, 1.3))
@@ -678,17 +684,25 @@ def compose(
     dynamics: float = 0.0,
     density: float | None = None,
     cadence: float = 0.0,
+    meter: int | None = None,
+    beats: np.ndarray | None = None,
+    swing: float | None = None,
 ) -> Song:
     """Compose a song of ``style``; keyword arguments pin what a task controls, the rest is drawn.
 
     The steps draw from ``rng`` in this order (a change of order changes every song): key, tempo and grid;
     harmony; chords; bass; whether there are vocals and a lead; the lead; the vocal line; drums.
+
+    ``meter`` (beats per bar), ``beats`` (an explicit beat grid in seconds, beat 0 a downbeat; the song has
+    ``(len(beats) - 1) // meter`` bars) and ``swing`` pin what is otherwise drawn; their draws are then
+    skipped. Left ``None`` (the default) nothing changes: every other task's songs are drawn as before.
     """
     if style not in STYLES:
         raise KeyError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
     sk = _draw_key_tempo_and_grid(rng, style, duration, tonic=tonic, mode=mode, tempo=tempo,
                                   tempo_kind=tempo_kind, density=density, dynamics=dynamics, register=register,
-                                  articulation=articulation, dissonance=dissonance)
+                                  articulation=articulation, dissonance=dissonance, meter=meter, beats=beats,
+                                  swing=swing)
     _draw_harmony(sk, cadence)
     chords, cstyle = _chord_part(sk)
     bass, bstyle = _bass_part(sk)

@@ -11,6 +11,11 @@ reader serves a task is said by its spec (``TaskSpec.reader``, a module of this 
 Options per task (``options`` dict):
   tagging: ``split`` = ``folder`` (default, MARBLE: all 25,863 clips) | ``won`` (Won et al. 2020: clips with a
   top-50 tag, 15,250 / 1,529 / 4,332).
+  key: ``tail`` = ``drop`` (default, MARBLE: songs end at their last full 30 s clip) | ``window`` (the whole
+  preview, a tail of 15 s or more as a last window ending at the song's end).
+  emotion: ``excerpt`` = ``first-30s`` (default, MARBLE: the first 30 s of each 45 s clip, 6 windows of 5 s) |
+  ``whole`` (the whole clip, 9 windows).
+  docs/protocol.md lists these beside every other place where MARBLE v1 and our protocol differ.
 """
 from __future__ import annotations
 

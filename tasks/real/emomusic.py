@@ -6,7 +6,10 @@ z-scoring MARBLE applies; the runner standardises regression targets on train it
 Split (MARBLE v1 = jukemir, reimplemented and checked): ``Mediaeval 2013 set == evaluation`` -> test (125);
 the development songs by artist hash: artist lower-cased, only ASCII letters and spaces kept, spaces
 collapsed, ``['train']*8 + ['valid']*2`` at ``int(sha1(artist), 16) % 10`` -> train 504 / valid 115.
-Input: one item per song (the 45 s clip); the task's window policy cuts 5 s windows and averages them.
+Input (option ``excerpt``, docs/protocol.md): ``first-30s`` (default, MARBLE v1: EMO_base_config.yaml crops each
+45 s clip to its first 30 s, ``crop_to_length_in_sec: 30``, ``crop_randomly: false``, then 5 s windows: 6 per song)
+or ``whole`` (ours before: the whole 45 s clip, 9 windows); one item per song either way, the task's window
+policy cuts the 5 s windows and the runner averages their predictions per song.
 Audio: ``clips_45seconds/<song_id>.mp3``.
 """
 from __future__ import annotations
@@ -22,7 +25,9 @@ from tasks.real.folders import DatasetMissing, MetadataError, compare_with_publi
 from tasks.real.validation import Entry, Listing
 
 DATASET = "Emomusic"
-READER_VERSION = 1
+READER_VERSION = 1  # the excerpt option is in the prepared folder's options and items (fingerprint and digest)
+OPTIONS = {"emotion": {"excerpt": ("first-30s", "whole")}}
+MARBLE_CROP_S = 30.0
 EXPECTED = {"train": 504, "valid": 115, "test": 125}
 _RATIOS = ["train"] * 8 + ["valid"] * 2
 SPLIT_FILE = Path(__file__).resolve().parents[1] / "splits" / "emomusic_v1.tsv"
@@ -98,6 +103,7 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
     table = songs(root)
     ids = sorted(table, key=int)
     base = find_base(root, [f"{i}.mp3" for i in ids[:40]], candidates=("clips_45seconds",)) or root / "clips_45seconds"
+    end = MARBLE_CROP_S if options.get("excerpt", "first-30s") == "first-30s" else None
     entries, unlabelled = [], []
     for sid in ids:
         s = table[sid]
@@ -107,10 +113,12 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
             continue
         entries.append(Entry(split=s["split"], name=path.name, duration=45.0, tolerance=1.0,
                              item=Item(id=sid, audio=str(path), target=[s["arousal"], s["valence"]],
+                                       end=end,
                                        group=normalise_artist(s["artist"]), extra={"genre": s["genre"]})))
     order = {"train": 0, "valid": 1, "test": 2}
     entries.sort(key=lambda e: (order[e.split], int(e.item.id)))
-    notes = ["targets are raw static means (1-9); one item per song, 5 s windows averaged by the runner"]
+    notes = ["targets are raw static means (1-9); one item per song, 5 s windows averaged by the runner; "
+             + ("the first 30 s of each clip (MARBLE v1)" if end is not None else "the whole 45 s clip")]
     diff = compare_with_published(SPLIT_FILE, {k: v["split"] for k, v in table.items()}, "song_id", "split")
     if diff:
         notes.append(diff)

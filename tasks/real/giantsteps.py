@@ -7,8 +7,12 @@ Procedure (MARBLE v1 = jukemir, reimplemented and checked against the published 
   ``['train']*100 + ['valid']*16`` at index ``int(sha1(artist.lower()), 16) % 116``; then, twice, all artists
   of a track that has a valid artist become valid. A track takes its artists' split: **923 train / 236 valid**.
 * test: the 604 ``giantsteps-key-dataset/annotations/key/<id>.LOFI.key`` labels (flat spelling already).
-* input: one item per song (the whole ~120 s preview); the task's window policy cuts 30 s windows and averages
-  window logits per song, as MARBLE's 30 s clips aggregated per song.
+* input: one item per song, whose 30 s windows the task's window policy cuts; option ``tail``
+  (docs/protocol.md): ``drop`` (default, MARBLE v1 = jukemir: GS/preprocess.py cuts each song into 30 s clips at
+  0, 30, 60, ... s and skips a last clip shorter than 30 s) ends the item at the last full 30 s (``end``, from the
+  file's length when the folder is prepared), so the windows are exactly MARBLE's clips; ``window`` (ours before)
+  keeps the whole ~120 s preview, and a tail of 15 s or more gets a last window ending at the song's end. The
+  windows of a song are combined per song (benchmark.heads.KeyHead, ``probe.key_ensemble``).
 The resulting lists are published in ``tasks/splits/giantsteps_key_v1.tsv`` (written by
 ``python -m tasks.real.make_splits``).
 """
@@ -25,7 +29,9 @@ from tasks.real.folders import DatasetMissing, MetadataError, name_index, compar
 from tasks.real.validation import Entry, Listing
 
 DATASET = "GiantSteps"
-READER_VERSION = 1
+READER_VERSION = 1  # the tail option is in the prepared folder's options and items (so in its fingerprint and digest)
+OPTIONS = {"key": {"tail": ("drop", "window")}}
+CLIP_S = 30.0
 EXPECTED = {"train": 923, "valid": 236, "test": 604}
 ENHARMONIC = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
 _RATIOS = ["train"] * 100 + ["valid"] * 16
@@ -147,6 +153,29 @@ def test_tracks(root: Path) -> dict[str, str]:
     return out
 
 
+def full_clips_end(seconds: float, clip_s: float = CLIP_S) -> float:
+    """Where MARBLE's last full clip of a song ``seconds`` long ends: clips start every ``clip_s`` from 0 and a
+    last clip shorter than ``clip_s`` is skipped (GS/preprocess.py: ``np.arange(0, duration, clip_duration)``,
+    ``continue`` when short). 0 for a song shorter than one clip (MARBLE has no clip of it)."""
+    return round(int((float(seconds) + 1e-9) // clip_s) * clip_s, 6)
+
+
+def drop_tail(entry: Entry) -> list[Item]:
+    """``tail=drop``: the song's item ending at its last full 30 s clip (from the file's length)."""
+    import dataclasses
+
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(entry.item.audio))
+    except Exception as e:  # libsndfile raises RuntimeError / LibsndfileError / OSError
+        raise ValueError(f"cannot read the length of {entry.item.audio}: {e}") from None
+    end = full_clips_end(info.frames / info.samplerate if info.samplerate else 0.0)
+    if end <= 0:
+        raise ValueError(f"{entry.item.audio}: shorter than one {CLIP_S:g} s clip")
+    return [dataclasses.replace(entry.item, end=end, extra=dict(entry.item.extra))]
+
+
 def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
     from tasks.key import KEYS
 
@@ -177,7 +206,11 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
                 continue
             entries.append(Entry(split=split, name=path.name, min_duration=30.0,
                                  item=Item(id=did, audio=str(path), target=key, group=did)))
-    notes = ["one item per song; the runner cuts 30 s windows and averages their logits per song"]
+    drop = options.get("tail", "drop") == "drop"
+    notes = ["one item per song, ending at its last full 30 s clip (a shorter tail dropped, MARBLE v1); the "
+             "runner cuts its 30 s windows and combines them per song" if drop else
+             "one item per song (the whole preview); the runner cuts 30 s windows (a tail of 15 s or more gets a "
+             "last window ending at the song's end) and combines them per song"]
     diff = compare_with_published(SPLIT_FILE, {d: s for d, (s, _) in tv.items()}, "id", "split")
     if diff:
         notes.append(diff)
@@ -187,4 +220,5 @@ def listing(task: str, root: Path, options: dict[str, Any]) -> Listing:
                         "(sha1, 100:16, two-hop collaborators; 923/236); test: GiantSteps key 604",
         entries=entries, expected=dict(EXPECTED), labels=list(KEYS), sample_rate=44100,
         source_version=f"giantsteps-real-v{READER_VERSION}", unlabelled=bad_labels, notes=notes,
+        expand=drop_tail if drop else None,
     )
