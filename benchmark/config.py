@@ -37,6 +37,7 @@ WEIGHTED_LAYERS = ("all", "transformer")
 KEY_ENSEMBLES = ("mean_logits", "select", "vote", "max", "gmean", "mean")
 BEAT_TRACKERS = ("dbn", "librosa-dp")
 BEAT_SELECT = ("dbn", "peaks")
+WINDOW_TAILS = ("overlap", "keep")
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,11 @@ class FeatureConfig:
     min_seconds: float = checked(0.1, NON_NEGATIVE)          # shorter items are skipped ("too short")
     silence_peak: float = checked(1e-4, NON_NEGATIVE)        # items whose peak is below this are skipped ("silent")
     max_skip_fraction: float = checked(0.05, FRACTION)       # more skipped items than this in a split fails the run
+    # the tail of a windowed item after its last full window (TaskSpec.window == "window"): "overlap" (ours) adds a
+    # window ending at the item's end when the tail is at least half a window, else drops it; "keep" (MARBLE,
+    # benchmark/models/musichubert_hf/extract_bert_features.py) keeps the tail as a shorter last window when it is
+    # at least 1 s. Hash- and cache-neutral at "overlap"; the real default for the MTG tasks (docs/protocol.md)
+    window_tail: str = checked("overlap", Check(choices=WINDOW_TAILS), neutral="overlap")
     # numeric precision of everything that runs on ``device`` (the representation's forward and the probe
     # training): "auto" = bf16 autocast on a CUDA device that supports bfloat16, fp32 everywhere else (so the
     # CPU default is plain float32); "fp32"; "bf16" = torch.autocast(bfloat16) (CPU, CUDA with bf16 support,
@@ -276,13 +282,15 @@ DATA_TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "tagging": _marble_schedule(10, 3),                                    # MTT
         "key": {"probe": {**_marble_schedule(20, 5)["probe"], "key_ensemble": "select"}},  # GS
         "genre": _marble_schedule(20, 6),                                      # GTZAN
-        "beat": {"probe": {"patience": 20, "plateau_patience": 6}},            # GTZANBT (max_epochs: the beat layer)
+        "beat": _marble_schedule(20, 6),                                       # GTZANBT
         "emotion": _marble_schedule(20, 5),                                    # EMO
         "instrument": _marble_schedule(10, 3, 50),                             # NSynthI
         "pitch": _marble_schedule(10, 3, 50),                                  # NSynthP
         "singer": _marble_schedule(20, 5),                                     # VocalSetS
         "technique": _marble_schedule(10, 5),                                  # VocalSetT
-        **{t: _marble_schedule(10, 3) for t in ("mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50")},
+        # MTG: MARBLE keeps a track's last shorter window when it is at least 1 s (extract_bert_features.py)
+        **{t: {**_marble_schedule(10, 3), "features": {"window_tail": "keep"}}
+           for t in ("mtg-instrument", "mtg-mood", "mtg-genre", "mtg-top50")},
     },
 }
 

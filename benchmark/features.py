@@ -20,7 +20,8 @@ Rows by window policy (TaskSpec.window):
 - ``clip``: one row per item, the pooled frames of the whole item (audio longer than
   ``features.max_chunk_s`` goes through the model in chunks of at most that length, frames concatenated);
 - ``window``: one row per window of ``window_s`` (hop ``window_hop_s``, default the window length; a tail of
-  at least half a window gets a last window ending at the item's end; an item shorter than one window is one
+  at least half a window gets a last window ending at the item's end, or with ``features.window_tail=keep``
+  (MARBLE's rule) a tail of at least 1 s is a shorter last window; an item shorter than one window is one
   window);
 - ``frames``: one row per model frame, with its time in seconds from the item start.
 
@@ -179,6 +180,8 @@ def recipe(rep, spec, meta: dict, split: str, items: list, fcfg) -> dict[str, An
         "min_seconds": float(fcfg.min_seconds),
         "silence_peak": float(fcfg.silence_peak),
     }
+    if spec.window == "window" and getattr(fcfg, "window_tail", "overlap") != "overlap":
+        r["window_tail"] = str(fcfg.window_tail)  # only then: the keys of "overlap" caches stay as they were
     if resolve_precision(getattr(fcfg, "precision", "auto"), fcfg.device, rep) == "bf16":
         r["precision"] = "bf16"  # only then, so float32 keys stay what they were before the key existed
     return r
@@ -196,9 +199,14 @@ def _segments(n: int, sr: int, spec, fcfg) -> list[tuple[int, int]]:
         if n <= win:
             return [(0, n)]
         starts = list(range(0, n - win + 1, hop))
-        if n - (starts[-1] + win) >= win / 2:
-            starts.append(n - win)
-        return [(s, s + win) for s in starts]
+        segs = [(s, s + win) for s in starts]
+        if getattr(fcfg, "window_tail", "overlap") == "keep":  # MARBLE: the rest as a shorter window, if >= 1 s
+            nxt = starts[-1] + hop
+            if n - nxt >= sr:
+                segs.append((nxt, n))
+        elif n - (starts[-1] + win) >= win / 2:
+            segs.append((n - win, n))
+        return segs
     chunk = int(round(fcfg.max_chunk_s * sr))
     bounds = list(range(0, n, chunk)) + [n]
     segs = list(zip(bounds[:-1], bounds[1:]))

@@ -50,7 +50,8 @@ def _resolved(spec, rep=None, overrides=()):
 def _without_new_keys(d):
     """The config as results written before features.precision and probe.prune* existed hold it (with
     probe.eval_batch_rows, retired since: benchmark.config.RETIRED)."""
-    return {**d, "features": {k: v for k, v in d["features"].items() if k != "precision"},
+    return {**d, "features": {k: v for k, v in d["features"].items()
+                              if k != "precision" and not (k == "window_tail" and v == "overlap")},
             "probe": {**{k: v for k, v in d["probe"].items() if not k.startswith("prune") and k not in _later(d)},
                       "eval_batch_rows": 8192}}
 

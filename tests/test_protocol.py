@@ -403,3 +403,35 @@ def test_missing_sample_rate_of_a_plain_hubert_config_warns_16k(tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="mert.config"):
         assert MertConfig.from_json(tmp_path / "config.json").sample_rate == 24000
     assert "sample_rate" not in caplog.text
+
+
+def test_mtg_windows_keep_a_short_tail_on_real_data_as_marble():
+    """features.window_tail: ``keep`` (MARBLE, the real default for MTG) makes the rest after the last full
+    window a shorter window when it is at least 1 s; ``overlap`` (ours) is a full window ending at the end when
+    the tail is at least half a window. Only ``keep`` enters the cache recipe."""
+    from types import SimpleNamespace
+
+    from benchmark.config import resolve_config
+    from benchmark.features import _segments
+    from tasks import get_task
+
+    spec = get_task("mtg-genre")
+    sr = 100
+    real = resolve_config(spec, data="real").features
+    emb = resolve_config(spec, data="embedded").features
+    assert real.window_tail == "keep" and emb.window_tail == "overlap"
+    win = int(spec.window_s * sr)
+    n = 2 * win + 20 * sr  # two windows and a 20 s tail
+    assert _segments(n, sr, spec, real) == [(0, win), (win, 2 * win), (2 * win, n)]
+    assert _segments(n, sr, spec, emb) == [(0, win), (win, 2 * win), (n - win, n)]
+    short = 2 * win + sr // 2  # a tail under 1 s: dropped by both
+    assert _segments(short, sr, spec, real) == _segments(short, sr, spec, emb) == [(0, win), (win, 2 * win)]
+    assert _segments(2 * win + 5 * sr, sr, spec, real)[-1] == (2 * win, 2 * win + 5 * sr)  # 5 s: kept by MARBLE
+    assert len(_segments(2 * win + 5 * sr, sr, spec, emb)) == 2  # under half a window: dropped by ours
+
+    from benchmark.features import recipe
+
+    rep = SimpleNamespace(name="x", identity=lambda: "i", pooling="mean", sample_rate=sr)
+    meta = {"source": "s", "source_version": "v"}
+    assert "window_tail" not in recipe(rep, spec, meta, "test", [], emb)
+    assert recipe(rep, spec, meta, "test", [], real)["window_tail"] == "keep"
