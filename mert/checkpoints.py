@@ -171,8 +171,13 @@ def config_from_fairseq(cfg: dict, source: str = "checkpoint"):
         raise CheckpointError(f"{source}: fairseq checkpoint without a model config")
     conv = _parse_conv_layers(model.get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))
     mode = model.get("extractor_mode", "default")
+    sr = task.get("sample_rate", model.get("sample_rate"))
+    if sr is None:  # fairseq's own default (HuBERT's); a MERT-v1 task config always says 24000
+        log.warning("%s: the fairseq task config has no sample_rate; assuming 16000 Hz (fairseq's default). A "
+                    "MERT-v1 checkpoint is 24 kHz: its task config should say sample_rate: 24000", source)
+        sr = 16000
     kw = dict(
-        sample_rate=int(task.get("sample_rate", model.get("sample_rate", 16000))),
+        sample_rate=int(sr),
         hidden_size=int(model.get("encoder_embed_dim", 768)),
         num_hidden_layers=int(model.get("encoder_layers", 12)),
         num_attention_heads=int(model.get("encoder_attention_heads", 12)),

@@ -435,3 +435,17 @@ def test_mtg_windows_keep_a_short_tail_on_real_data_as_marble():
     meta = {"source": "s", "source_version": "v"}
     assert "window_tail" not in recipe(rep, spec, meta, "test", [], emb)
     assert recipe(rep, spec, meta, "test", [], real)["window_tail"] == "keep"
+
+
+def test_a_fairseq_config_without_a_sample_rate_is_read_as_16_khz_loudly(caplog):
+    from mert.checkpoints import config_from_fairseq
+
+    with caplog.at_level("WARNING", logger="mert.checkpoints"):
+        cfg = config_from_fairseq({"model": {"encoder_layers": 2}, "task": {}}, source="ckpt.pt")
+    assert cfg.sample_rate == 16000
+    assert "ckpt.pt" in caplog.text and "sample_rate" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mert.checkpoints"):
+        cfg = config_from_fairseq({"model": {"encoder_layers": 2}, "task": {"sample_rate": 24000}}, source="x")
+    assert cfg.sample_rate == 24000
+    assert "sample_rate" not in caplog.text
