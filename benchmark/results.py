@@ -285,7 +285,9 @@ def leaderboard_rows(results: list[dict]) -> tuple[list[str], list[dict[str, Any
         vals = [row[c] for c in current if c in row and not math.isnan(row[c])]
         row["n_tasks"] = len(vals)
         row["average"] = sum(vals) / len(vals) if vals else float("nan")
-    ordered = sorted(rows.values(), key=lambda r: (r["data"], -r["average"] if not math.isnan(r["average"]) else 0,
+    # reference rows (benchmark.trackers: no probe, one task) after the probed ones
+    ordered = sorted(rows.values(), key=lambda r: (r["data"], str(r["representation"]).startswith("reference:"),
+                                                    -r["average"] if not math.isnan(r["average"]) else 0,
                                                     r["representation"]))
     return col_names, ordered
 

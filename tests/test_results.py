@@ -57,6 +57,15 @@ def test_the_average_counts_each_task_at_its_newest_version(tmp_path):
     assert float(by["new"]["average"]) == pytest.approx(55.0) and by["new"]["n_tasks"] == "2"
 
 
+def test_reference_rows_come_after_the_probed_ones(tmp_path):
+    ref = record(rep="reference:spectral-flux", task="beat", ttype="beat", main=0.99)
+    for r in (ref, record(rep="mfcc", main=0.2)):
+        _write(tmp_path, r)
+    write_leaderboards(tmp_path, plots=False)
+    reps = [r["representation"] for r in csv.DictReader((tmp_path / "leaderboard.csv").open())]
+    assert reps == ["mfcc", "reference:spectral-flux"]
+
+
 def test_leaderboard_markdown_shows_the_seed_spread(tmp_path):
     three = record(task="genre", ttype="multiclass", main=0.625)
     three["seeds"] = [0, 1, 2]
