@@ -367,14 +367,15 @@ class BeatHead(Head):
             out.append({"beats": np.asarray(t, dtype=np.float64), "downbeats": downs})
         return out
 
-    def row_targets(self, y_items, feats, train: bool = False):
+    def row_targets(self, y_items, feats):
         """[R, 3] float32: beat target, downbeat target, downbeat mask. 1 at the row nearest an annotation
-        (when within a frame of it); with ``train`` also ``beat.neighbours`` / ``beat.downbeat_neighbours``
+        (when within a frame of it); on the train split also ``beat.neighbours`` / ``beat.downbeat_neighbours``
         at +-1, +-2, ... rows (MARBLE smooths the train labels only)."""
         import torch
 
         y = np.zeros((len(feats.owner), 3), dtype=np.float32)
         bcfg = self.cfg.beat
+        train = feats.split == "train"
         near = [list(bcfg.neighbours), list(bcfg.downbeat_neighbours)] if train else [[], []]
         for gi, rows in _rows_by_item(feats.owner).items():
             t = feats.times[rows]
@@ -394,12 +395,6 @@ class BeatHead(Head):
                             y[rows[k + d], c] = max(y[rows[k + d], c], v)
         return torch.from_numpy(y)
 
-    def prepare(self, feats, train_stats=None):
-        data = super().prepare(feats, train_stats)
-        if feats.split == "train":
-            data["y_rows"] = self.row_targets(self.item_targets(feats.items), feats, train=True)
-        return data
-
     def unit_targets(self, y_items, unit_items):
         return [y_items[u[0]] for u in unit_items]
 
@@ -410,11 +405,15 @@ class BeatHead(Head):
         import torch.nn.functional as F
 
         bce = F.binary_cross_entropy_with_logits(out, y[None, :, :out.shape[2]].expand_as(out), reduction="none")
-        nb, nd = norm if norm is not None else (float(y.shape[0]), float(y[:, 2].sum()))
+        nb, nd = norm if norm is not None else self.loss_norm(y)
         loss = bce[:, :, 0].sum(1) / max(nb, 1.0)
         if out.shape[2] > 1:
             loss = loss + (bce[:, :, 1] * y[None, :, 2]).sum(1) / max(nd, 1.0)
         return loss
+
+    def loss_norm(self, y) -> tuple[float, float]:
+        """What :meth:`loss` divides by for the rows ``y``: their count and the count of those with downbeats."""
+        return float(y.shape[0]), float(y[:, 2].sum())
 
     def train_batches(self, rng, data, default_size: int):
         """One epoch's Adam steps as lists of train row indices: with ``beat.crop_s`` > 0, the train tracks in
@@ -426,10 +425,8 @@ class BeatHead(Head):
         if float(bcfg.crop_s) <= 0:
             perm = rng.permutation(len(feats.owner))
             return [perm[i:i + default_size] for i in range(0, len(perm), default_size)]
-        tracks = data.get("_tracks")
-        if tracks is None:
-            tracks = data["_tracks"] = [rows[np.argsort(feats.times[rows], kind="stable")]
-                                        for _, rows in sorted(_rows_by_item(feats.owner).items())]
+        by_item = _time_ordered_rows(data)
+        tracks = [by_item[k] for k in sorted(by_item)]
         order = rng.permutation(len(tracks))
         n = int(bcfg.crops_per_batch)
         out = []
@@ -450,10 +447,10 @@ class BeatHead(Head):
     # beat evaluation works on per-track activations, not aggregated units
     def activations(self, row_out: np.ndarray, data, channel: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
         feats = data["feats"]
+        by_item = _time_ordered_rows(data)
         acts = []
         for u in data["unit_items"]:
-            rows = np.nonzero(feats.owner == u[0])[0]
-            rows = rows[np.argsort(feats.times[rows], kind="stable")]
+            rows = by_item[u[0]]
             acts.append((feats.times[rows], 1 / (1 + np.exp(-row_out[rows, channel]))))
         return acts
 
@@ -539,6 +536,16 @@ def librosa_dp_beats(a: np.ndarray, frame_rate: float, bcfg, downbeat: bool = Fa
 #: activation [frames], frame rate, the ``beat`` config, downbeat? -> beat frames; ``beat.tracker`` picks one
 #: (the choices of benchmark.config.BEAT_TRACKERS)
 BEAT_TRACKERS = {"dbn": dbn_frames, "librosa-dp": librosa_dp_beats}
+
+
+def _time_ordered_rows(data) -> dict[int, np.ndarray]:
+    """item index -> its rows in time order, for a prepared split (derived once, kept in ``data``: the beat head
+    reads it for every member at every validation pass)."""
+    if "_rows_in_time" not in data:
+        feats = data["feats"]
+        data["_rows_in_time"] = {gi: rows[np.argsort(feats.times[rows], kind="stable")]
+                                 for gi, rows in _rows_by_item(feats.owner).items()}
+    return data["_rows_in_time"]
 
 
 def _rows_by_item(owner: np.ndarray) -> dict[int, np.ndarray]:

@@ -488,14 +488,14 @@ def _train_epoch(sweep: _Sweep, run: _SeedRun) -> None:
     chunk = int(sweep.pcfg.frame_batch_size)
     for rows in batches:
         idx = np.sort(rows)
-        if len(idx) <= chunk or not hasattr(sweep.head, "train_batches"):
+        if len(idx) <= chunk or not hasattr(sweep.head, "loss_norm"):
             with autocast(sweep.precision, device):
                 out = run.model.forward(sweep.std.read(xtr, idx, device), train=True)
             loss = sweep.head.loss(out.float(), y[idx].to(device))
             loss.sum().backward()
         else:  # gradients accumulated over chunks: each chunk's loss normalised by the whole batch's counts
             yb = y[idx]
-            norm = (float(len(idx)), float(yb[:, 2].sum())) if yb.dim() == 2 and yb.shape[1] == 3 else None
+            norm = sweep.head.loss_norm(yb)
             for i in range(0, len(idx), chunk):
                 part = idx[i:i + chunk]
                 with autocast(sweep.precision, device):

@@ -62,7 +62,7 @@ class ReferenceTracker:
         return bt.madmom_rnn_beats(audio, self.sample_rate)
 
 
-def split_scores(tracker: ReferenceTracker, folder, items: list, bcfg, log=None) -> tuple[dict[str, float], list]:
+def split_scores(tracker: ReferenceTracker, folder, items: list, bcfg) -> tuple[dict[str, float], list]:
     """Beat / tempo (/ downbeat) scores of a tracker on a split's items; the items that could not be read."""
     from benchmark.metrics import beat_scores, tempo_scores
     from mert.audio import AudioError, read_audio
@@ -122,7 +122,7 @@ def run_reference(spec, tracker: ReferenceTracker, opts, log) -> dict:
         items = read_split(plan.folder, split)
         if opts.limit:
             items = items[: int(opts.limit)]
-        s, sk = split_scores(tracker, plan.folder, items, bcfg, log)
+        s, sk = split_scores(tracker, plan.folder, items, bcfg)
         scores[split] = {**s, "main": spec.main_score_of(s)}
         counts[split] = len(items)
         skipped += [dict(d, split=split, stage="reference") for d in sk]
