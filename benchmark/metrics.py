@@ -253,19 +253,22 @@ def _bss_correlations(ref: np.ndarray, est: np.ndarray, filter_length: int = SDR
 
 def _square_cosines_chunked(ref: np.ndarray, est: np.ndarray, filter_length: int = SDR_FILTER_LENGTH,
                             use_cg_iter: int = SDR_CG_ITER, block: int = SDR_BLOCK,
-                            rows=None) -> tuple[np.ndarray, np.ndarray]:
+                            rows=None, sar: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``fast_bss_eval.numpy.square_cosine_metrics(ref, est, filter_length, use_cg_iter, pairwise=False)``
-    (``coh_sdr``, ``coh_sar``, each [S]) from the block-wise statistics of :func:`_bss_correlations`, solved
-    with fast_bss_eval's own preconditioned conjugate-gradient Toeplitz / block-Toeplitz solvers."""
+    (``coh_sdr``, ``coh_sar``, each [S]; ``coh_sar`` None without ``sar``) from the block-wise statistics of
+    :func:`_bss_correlations`, solved with fast_bss_eval's own preconditioned conjugate-gradient Toeplitz /
+    block-Toeplitz solvers."""
     acf, xcorr = _bss_correlations(ref, est, filter_length, block, rows)
-    return _square_cosines_from_stats(acf, xcorr, filter_length, use_cg_iter)
+    return _square_cosines_from_stats(acf, xcorr, filter_length, use_cg_iter, sar)
 
 
 def _square_cosines_from_stats(acf: np.ndarray, xcorr: np.ndarray, filter_length: int = SDR_FILTER_LENGTH,
-                               use_cg_iter: int = SDR_CG_ITER) -> tuple[np.ndarray, np.ndarray]:
+                               use_cg_iter: int = SDR_CG_ITER,
+                               sar: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """The solve stage of ``square_cosine_metrics(..., pairwise=False)`` on given ``acf`` [2L, S, S] / ``xcorr``
     [L, S, S]: SDR coherence from each reference's own Toeplitz system, SAR coherence from the block-Toeplitz
-    system of all references (30 CG iterations each, fast_bss_eval's solvers)."""
+    system of all references (30 CG iterations each, fast_bss_eval's solvers); the SAR solve only with ``sar``
+    (the SDR does not need it)."""
     from fast_bss_eval.numpy.cgd import block_toeplitz_conjugate_gradient, toeplitz_conjugate_gradient
 
     L = filter_length
@@ -274,6 +277,8 @@ def _square_cosines_from_stats(acf: np.ndarray, xcorr: np.ndarray, filter_length
     xcorr_sdr = xcorr[:, diag, diag].T  # [S, L]: reference c with estimate c
     sol = toeplitz_conjugate_gradient(acf_sdr, xcorr_sdr, n_iter=use_cg_iter)
     coh_sdr = np.einsum("cl,cl->c", xcorr_sdr, sol)
+    if not sar:
+        return coh_sdr, None
     xcorr_flat = xcorr.reshape(-1, xcorr.shape[-1])  # [L * S, S], row l * S + c
     sol = block_toeplitz_conjugate_gradient(acf, xcorr_flat, n_iter=use_cg_iter)
     coh_sar = np.einsum("lc,lc->c", xcorr_flat, sol)
@@ -296,7 +301,7 @@ def _sdr_chunked(reference, estimate, rows=None, block: int | None = None) -> np
         if not rows.size:
             raise ValueError("sdr: no sources selected")
     coh_sdr, _ = _square_cosines_chunked(r, e, SDR_FILTER_LENGTH, SDR_CG_ITER,
-                                         SDR_BLOCK if block is None else int(block), rows)
+                                         SDR_BLOCK if block is None else int(block), rows, sar=False)
     # bss_eval_sources(clamp_db=None): SDR = -10 log10((1 - coh) / coh), coh clamped to [0, 1]
     return -np.asarray(_coherence_to_neg_sdr(coh_sdr, clamp_db=None), dtype=np.float64)
 
