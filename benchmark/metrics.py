@@ -19,10 +19,14 @@ Definitions that the literature leaves open, fixed here:
   beats counts its misses instead of producing an undefined per-track F. No beats are trimmed at the start
   (``mir_eval.beat.trim_beats`` drops the first 5 s, most of a short embedded clip).
   ``beat_f_mean`` (the mean of per-track ``mir_eval.beat.f_measure``) is also reported.
-- ``sdr_<stem>``: BSS-eval SDR (``fast_bss_eval.bss_eval_sources``, BSS-eval v3 with a 512-tap distortion
-  filter, no permutation; equal to ``mir_eval.separation.bss_eval_sources``) of each stem over the whole track, then the **median over tracks** (SiSEC convention). Tracks
-  where the reference stem is silent are left out for that stem. The correlations it needs are summed block by
-  block (:func:`sdr_per_track`), so memory does not grow with the track length.
+- ``sdr_<stem>``: MARBLE's global SDR, ``10 log10((|s|^2 + 1e-7) / (|s - s_hat|^2 + 1e-7))`` over the whole track
+  (``GlobalSDR`` of MARBLE's ``tasks/MUSDB18/MUSDB18_metrics.py``, no filter), then the **mean over tracks**.
+- ``bss_sdr_<stem>``: BSS-eval SDR (``fast_bss_eval.bss_eval_sources``, BSS-eval v3 with a 512-tap distortion
+  filter, no permutation; equal to ``mir_eval.separation.bss_eval_sources``) of each stem over the whole track, then
+  the **median over tracks** (SiSEC convention). The correlations it needs are summed block by block
+  (:func:`sdr_per_track`), so memory does not grow with the track length.
+- For both, tracks where the reference stem is silent (RMS at most 1e-4) are left out for that stem: BSS-eval is
+  undefined there, and the global SDR of a silent reference is about -70 dB whatever the estimate.
 """
 from __future__ import annotations
 
@@ -325,13 +329,37 @@ def sdr_per_track(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     return _sdr_chunked(reference, estimate)
 
 
-class SeparationScores:
-    """Per-track BSS-eval SDRs accumulated track by track (so no split's estimates are held at once):
-    :meth:`add` each (reference [S, N], estimate [S, N]); :meth:`result` is :func:`separation_scores`'s."""
+#: MARBLE's regulariser of the global SDR (``delta`` in ``GlobalSDR``)
+GLOBAL_SDR_DELTA = 1e-7
 
-    def __init__(self, stems: Sequence[str], silence_rms: float = 1e-4):
-        self.stems, self.silence_rms = list(stems), float(silence_rms)
+
+def global_sdr(reference: np.ndarray, estimate: np.ndarray, rows=None) -> np.ndarray:
+    """MARBLE's global SDR of each row (stem) of [S, N] signals: ``10 log10((sum s^2 + 1e-7) / (sum (s - s_hat)^2 +
+    1e-7))``. Arrays (np.memmap included) are read block by block in float64."""
+    r = _signal_2d(reference, "reference")
+    e = _signal_2d(estimate, "estimate")
+    if e.shape != r.shape:
+        raise ValueError(f"sdr: reference shape {r.shape} != estimate shape {e.shape}")
+    k = r.shape[0] if rows is None else len(rows)
+    num, den = np.zeros(k), np.zeros(k)
+    for s in range(0, r.shape[1], SDR_BLOCK):
+        rb = _read_block(r, rows, s, min(s + SDR_BLOCK, r.shape[1]), "reference")
+        eb = _read_block(e, rows, s, min(s + SDR_BLOCK, r.shape[1]), "estimate")
+        num += np.einsum("cn,cn->c", rb, rb)
+        d = rb - eb
+        den += np.einsum("cn,cn->c", d, d)
+    return 10 * np.log10((num + GLOBAL_SDR_DELTA) / (den + GLOBAL_SDR_DELTA))
+
+
+class SeparationScores:
+    """Per-track SDRs accumulated track by track (so no split's estimates are held at once): :meth:`add` each
+    (reference [S, N], estimate [S, N]); :meth:`result` gives ``sdr_<stem>`` (global SDR, mean over tracks) and,
+    with ``bss``, ``bss_sdr_<stem>`` (BSS-eval v3, median over tracks): the module doc."""
+
+    def __init__(self, stems: Sequence[str], silence_rms: float = 1e-4, bss: bool = True):
+        self.stems, self.silence_rms, self.bss = list(stems), float(silence_rms), bool(bss)
         self.per: dict[str, list[float]] = {s: [] for s in self.stems}
+        self.per_global: dict[str, list[float]] = {s: [] for s in self.stems}
         self.n = 0
 
     def add(self, reference: np.ndarray, estimate: np.ndarray) -> None:
@@ -352,27 +380,36 @@ class SeparationScores:
         active = np.sqrt(sq / n) > self.silence_rms
         if not active.any():
             return
-        sdr = _sdr_chunked(r, e, rows=None if active.all() else np.flatnonzero(active))
-        for s, v in zip(np.asarray(self.stems)[active], sdr):
-            self.per[s].append(v)
+        rows = None if active.all() else np.flatnonzero(active)
+        names = np.asarray(self.stems)[active]
+        for s, v in zip(names, global_sdr(r, e, rows)):
+            self.per_global[s].append(float(v))
+        if self.bss:
+            for s, v in zip(names, _sdr_chunked(r, e, rows=rows)):
+                self.per[s].append(v)
 
     def result(self) -> dict[str, float]:
-        """``{"sdr_<stem>": median over tracks}``; tracks whose reference stem is silent are left out."""
+        """``{"sdr_<stem>": mean over tracks}`` (and ``{"bss_sdr_<stem>": median over tracks}`` with ``bss``); tracks
+        whose reference stem is silent are left out (nan for a stem silent in every track)."""
         if not self.n:
             raise ValueError("separation: no tracks scored")
         out = {}
         for s in self.stems:
-            v = [x for x in self.per[s] if np.isfinite(x)]
-            out[f"sdr_{s}"] = float(np.median(v)) if v else float("nan")
+            g = self.per_global[s]
+            out[f"sdr_{s}"] = float(np.mean(g)) if g else float("nan")
+        if self.bss:
+            for s in self.stems:
+                v = [x for x in self.per[s] if np.isfinite(x)]
+                out[f"bss_sdr_{s}"] = float(np.median(v)) if v else float("nan")
         return out
 
 
 def separation_scores(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray], stems: Sequence[str],
-                      silence_rms: float = 1e-4) -> dict[str, float]:
-    """``{"sdr_<stem>": median over tracks}``; tracks whose reference stem is silent are left out."""
+                      silence_rms: float = 1e-4, bss: bool = True) -> dict[str, float]:
+    """:class:`SeparationScores` of every (reference, estimate) track pair."""
     if len(references) != len(estimates) or not len(references):
         raise ValueError(f"separation: {len(references)} references, {len(estimates)} estimates")
-    acc = SeparationScores(stems, silence_rms)
+    acc = SeparationScores(stems, silence_rms, bss)
     for r, e in zip(references, estimates):
         acc.add(r, e)
     return acc.result()

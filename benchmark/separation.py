@@ -1,63 +1,117 @@
-"""The separation probe: frame features + STFT magnitude -> LSTM mask estimator (as MARBLE), SDR per stem.
+"""The separation probe, as MARBLE measures it: frame features -> Open-Unmix-style LSTM -> stem magnitudes ->
+Wiener filter -> global SDR per stem.
 
-The mixture's STFT magnitude (``separation.n_fft`` / ``separation.hop``, log1p-compressed, z-scored per
-frequency bin with train statistics) is concatenated
-with the representation's frame features (nearest feature frame to each STFT frame; a softmax-weighted sum
-of the probed layers, or one layer with ``separation.layer=N``; z-scored with train statistics) and fed to a
-``separation.num_layers`` x ``separation.hidden`` LSTM; a linear layer and a sigmoid give one magnitude mask
-per stem. Training: L1 between masked mixture magnitudes and stem magnitudes on random
-``separation.segment_s`` segments of the train tracks, Adam at ``separation.lr``, early stopping on the
-validation mean of the plain SDR (10 log10 |s|^2 / |s - s_hat|^2, median over tracks; BSS-eval with its
-512-tap filter costs seconds per track, too much every epoch). The reported valid and test numbers are
-BSS-eval. Estimates use the mixture phase (inverse STFT); scores are BSS-eval SDR per stem
-(benchmark.metrics.separation_scores, median over tracks). One lr (no grid: an LSTM per (layer, lr) would
-cost the whole sweep budget) and N seeds.
+MARBLE v1's probe (``benchmark/tasks/MUSDB18/MUSDB18_prober.py`` of a43992899/MARBLE-Benchmark), reproduced:
+
+- **Input**: the representation's frame features only (MARBLE's ``nb_bins = 0``: no spectrogram), the nearest
+  feature frame to each STFT frame; a softmax-weighted sum of the probed layers (those ``probe.weighted_layers``
+  says: on real data MARBLE's 1..L), or one layer with ``separation.layer=N``, z-scored with train statistics
+  (``probe.standardize``; MARBLE reads them raw), then MARBLE's learnable input shift and scale.
+- **Head** (:class:`SeparationHead`): Linear(no bias) -> BatchNorm -> tanh -> ``separation.num_layers`` x
+  ``separation.hidden`` unidirectional LSTM (dropout 0.4 between layers) -> [input, LSTM output] -> Linear -> BatchNorm
+  -> ReLU -> Linear -> BatchNorm -> per-bin output scale and mean -> ReLU, times the mixture's STFT magnitude: a
+  magnitude estimate per stem. STFT ``separation.n_fft`` / ``separation.hop`` (MARBLE: 2048 / 320 at 24 kHz, so
+  one STFT frame per MERT frame).
+- **Training**: MSE between estimated and true stem magnitudes on random ``separation.segment_s`` (6 s) segments
+  of the train tracks; an epoch draws every train track ``separation.samples_per_track`` (64) times in random
+  order in batches of ``separation.batch_size`` (64), or ``separation.steps_per_epoch`` random batches when that is
+  set; Adam at ``separation.lr`` (1e-3), the lr halved after ``separation.plateau_patience`` (3) epochs without a
+  better validation score, early stopping after ``separation.patience`` (10). MARBLE trains one model per stem
+  (``separation.joint=false``, the default); ``joint=true`` trains one model with an output per stem (a quarter of
+  the cost: the embedded corpus's default).
+- **Decoding** (:func:`wiener_estimates`): per stem, Open-Unmix's Wiener filter (``openunmix.filtering.wiener``,
+  in closed form for one channel) of the stem's magnitude estimate against the residual (mixture minus the stem),
+  ``separation.wiener_iterations`` EM iterations (MARBLE: 1; 0 = the magnitude estimate with the mixture's
+  phase), in windows of 600 STFT frames, then the inverse STFT.
+- **Scores** (:class:`benchmark.metrics.SeparationScores`): ``sdr_<stem>``, MARBLE's global SDR (10 log10 (|s|^2 +
+  1e-7) / (|s - s_hat|^2 + 1e-7) over the whole track) averaged over tracks, the main score being their mean over
+  stems; the test split also gets ``bss_sdr_<stem>``, BSS-eval v3 SDR (512-tap filter) with the median over tracks
+  (the SiSEC convention). A track whose reference stem is silent is left out for that stem (MARBLE would count
+  about -70 dB). Validation (early stopping, the lr schedule) uses the global SDR, decoded exactly as test is.
+
+With ``separation.spectral_input=true`` the mixture's log magnitude (z-scored per frequency bin with train
+statistics, :func:`log_magnitude_input`) is concatenated to the features (our earlier probe's input; it made
+every representation score about the same, results/analysis/separation-input.md). One lr and N seeds (no grid: an
+LSTM per (layer, lr) would cost the whole sweep budget).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+#: STFT frames per network call when a whole track is evaluated (:meth:`_SeparationInputs.track_estimates`):
+#: 30 s at 24 kHz with hop 320
+EVAL_CHUNK_FRAMES = 2250
+#: STFT frames per Wiener-filter call (MARBLE's and Open-Unmix's ``wiener_win_len``)
+WIENER_WINDOW_FRAMES = 600
+#: dropout between stacked LSTM layers (MARBLE / Open-Unmix)
+LSTM_DROPOUT = 0.4
 
-class MaskEstimator:
-    def __new__(cls, in_dim: int, n_freq: int, n_stems: int, hidden: int, layers: int, n_layers_mix: int):
+
+class SeparationHead:
+    """MARBLE's separation head (an Open-Unmix network reading frame features; module doc). ``n_out`` stems
+    (1: MARBLE's one model per stem). ``spectral_bins`` > 0 appends that many spectral input values per frame."""
+
+    def __new__(cls, in_dim: int, n_freq: int, n_out: int, hidden: int, layers: int, n_layers_mix: int,
+                spectral_bins: int = 0):
         import torch
         from torch import nn
 
         class _Net(nn.Module):
             def __init__(self):
                 super().__init__()
+                n_in = in_dim + spectral_bins
                 self.mix = nn.Parameter(torch.zeros(n_layers_mix))
-                self.lstm = nn.LSTM(in_dim + n_freq, hidden, num_layers=layers, batch_first=True)
-                self.out = nn.Linear(hidden, n_stems * n_freq)
-                self.n_stems, self.n_freq = n_stems, n_freq
+                self.input_shift = nn.Parameter(torch.zeros(n_in))
+                self.input_scale = nn.Parameter(torch.ones(n_in))
+                self.fc1 = nn.Linear(n_in, hidden, bias=False)
+                self.bn1 = nn.BatchNorm1d(hidden)
+                self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True,
+                                    dropout=LSTM_DROPOUT if layers > 1 else 0.0)
+                self.fc2 = nn.Linear(2 * hidden, hidden, bias=False)
+                self.bn2 = nn.BatchNorm1d(hidden)
+                self.fc3 = nn.Linear(hidden, n_out * n_freq, bias=False)
+                self.bn3 = nn.BatchNorm1d(n_out * n_freq)
+                self.output_scale = nn.Parameter(torch.ones(n_out, n_freq))
+                self.output_mean = nn.Parameter(torch.ones(n_out, n_freq))
+                self.n_out, self.n_freq, self.hidden = n_out, n_freq, hidden
 
-            def forward(self, feats, logmag, state=None, return_state: bool = False):
-                """feats [B, T, L, D], logmag [B, T, F] -> masks [B, S, F, T] (and the LSTM state after the
-                last frame with ``return_state``: the LSTM runs forward in time, so a track fed in consecutive
-                chunks with the state carried over gets the masks of the whole track at once)."""
-                f = torch.einsum("btld,l->btd", feats, torch.softmax(self.mix, 0))
-                h, state = self.lstm(torch.cat([f, logmag], -1), state)
-                m = torch.sigmoid(self.out(h))  # [B, T, S*F]
-                B, T, _ = m.shape
-                masks = m.view(B, T, self.n_stems, self.n_freq).permute(0, 2, 3, 1)
-                return (masks, state) if return_state else masks
+            def layer_weights(self) -> list[float]:
+                return torch.softmax(self.mix.detach(), 0).tolist()
+
+            def forward(self, feats, mag, spectral=None, state=None, return_state: bool = False):
+                """feats [B, T, L, D], mixture magnitudes mag [B, F, T] (and spectral [B, T, spectral_bins]) ->
+                stem magnitudes [B, n_out, F, T] (and, with ``return_state``, the LSTM state after the last frame:
+                the LSTM runs forward in time and BatchNorm is per frame in eval mode, so a track fed in
+                consecutive chunks with the state carried over gets the estimates of the whole track at once)."""
+                x = torch.einsum("btld,l->btd", feats, torch.softmax(self.mix, 0))
+                if spectral is not None:
+                    x = torch.cat([x, spectral], -1)
+                x = (x + self.input_shift) * self.input_scale
+                B, T, _ = x.shape
+                x = torch.tanh(self.bn1(self.fc1(x.reshape(B * T, -1)))).view(B, T, self.hidden)
+                h, state = self.lstm(x, state)
+                y = torch.cat([x, h], -1).reshape(B * T, 2 * self.hidden)
+                y = torch.relu(self.bn2(self.fc2(y)))
+                y = self.bn3(self.fc3(y)).view(B, T, self.n_out, self.n_freq)
+                y = torch.relu(y * self.output_scale + self.output_mean)
+                est = y.permute(0, 2, 3, 1) * mag[:, None]
+                return (est, state) if return_state else est
 
         return _Net()
 
 
 def log_magnitude_input(train_mixes, stft, n_freq: int):
-    """The LSTM's spectral input: ``log1p`` magnitudes z-scored per frequency bin with the statistics of the
-    train mixtures (streamed over tracks, so real MUSDB18 never sits in memory at once). Returns a function
-    [..., F, T] magnitudes -> [..., T, F] inputs.
+    """The optional spectral input (``separation.spectral_input``): ``log1p`` magnitudes z-scored per frequency bin
+    with the statistics of the train mixtures (streamed over tracks, so real MUSDB18 never sits in memory at once).
+    Returns a function [..., F, T] magnitudes -> [..., T, F] inputs.
 
-    Raw ``log1p`` magnitudes (0 in most bins, up to ~5 in a few low ones) left the LSTM at the error of a
-    constant mask whatever the features: on the embedded corpus the L1 loss stalled at 0.157 vs 0.175 for the
-    best constant mask over 300 steps; z-scored, 0.123 and falling (results/analysis/separation-input.md)."""
+    Raw ``log1p`` magnitudes (0 in most bins, up to ~5 in a few low ones) left an LSTM at the error of a constant
+    mask whatever the features (results/analysis/separation-input.md)."""
     import torch
 
     s1 = torch.zeros(n_freq, dtype=torch.float64)
@@ -78,6 +132,60 @@ def log_magnitude_input(train_mixes, stft, n_freq: int):
         return ((torch.log1p(mag) - mean_f) * inv).transpose(-1, -2)
 
     return logmag
+
+
+#: Open-Unmix's ``wiener`` defaults: the regulariser and the scale the mixture is brought under before EM. Its EM
+#: makes the regulariser a float32 tensor (``torch.tensor(eps)``, ``torch.sqrt(torch.as_tensor(eps))``): the same
+#: float32-rounded values here (sqrt(1e-10) in float32 is 1e-5 to 2.5e-8)
+WIENER_EPS = float(np.float32(1e-10))
+WIENER_SQRT_EPS = float(np.sqrt(np.float32(1e-10)))
+WIENER_SCALE_FACTOR = 10.0
+
+
+def wiener_estimates(est_mag, X, iterations: int, window_frames: int = WIENER_WINDOW_FRAMES):
+    """Stem magnitude estimates [S, F, T] and the mixture STFT X [F, T] (complex) -> the stems' complex STFTs
+    [S, F, T] (complex64; the filter itself in float64): for each stem on its own, Open-Unmix's Wiener filter (``openunmix.filtering.wiener``)
+    of [the stem, the residual] with ``iterations`` EM iterations, ``window_frames`` frames at a time (MARBLE's
+    decoder: ``residual=True``, ``softmask=False``, ``wiener_win_len=600``). With 0 iterations a stem's estimate
+    is its magnitude with the mixture's phase.
+
+    Computed in closed form for one channel, in float64 (Open-Unmix's recommendation), equal to Open-Unmix's
+    own function to 1e-6 of the largest value (tests/test_separation_wiener.py: its phase adds a float32 pi;
+    it also turns exactly-zero mixture bins into 1, which this keeps at 0) at a small fraction of its cost
+    (scripts/bench_wiener.py): with one channel
+    the spatial covariance of a source is a scalar per frequency bin, so each EM iteration is, per window,
+    ``v_j = |y_j|^2``, ``R_j = sum_t |y_j|^2 / (eps + sum_t v_j)``, ``y_j = v_j R_j / (sqrt(eps) + sum_k v_k R_k) x``
+    on the mixture scaled by ``max(1, max |x| / 10)`` (Open-Unmix's ``scale_factor``), and scaled back. Every
+    estimate is then a real amplitude times the mixture's phase (the initial ones are, and each gain is real), so
+    the iterations run on real amplitudes."""
+    import torch
+
+    Xr = torch.view_as_real(X.to(torch.complex64))  # [F, T, 2]
+    mag = X.abs().to(torch.float64)
+    amp = est_mag.to(torch.float64).clone()  # [S, F, T]: every estimate is a real amplitude times the phase
+    T = mag.shape[1]
+    for a in range(0, T, window_frames if iterations else T):
+        if not iterations:
+            break
+        b = min(T, a + window_frames)
+        scale = max(1.0, float(mag[:, a:b].max()) / WIENER_SCALE_FACTOR)
+        m = mag[:, a:b] / scale
+        for k in range(amp.shape[0]):
+            s0 = amp[k, :, a:b] / scale
+            y = torch.stack([s0, m - s0])  # [stem, residual] amplitudes x [F, t]
+            for _ in range(iterations):
+                v = y ** 2
+                R = v.sum(-1, keepdim=True) / (WIENER_EPS + v.sum(-1, keepdim=True))
+                vr = v * R
+                y = (vr / (WIENER_SQRT_EPS + vr.sum(0, keepdim=True))) * m[None]
+            amp[k, :, a:b] = y[0] * scale
+    # amplitude x phase as a real gain on the mixture (complex arithmetic is several times slower in torch); an
+    # exactly-zero mixture bin has phase 0 (torch.angle's), so its estimate is the amplitude itself
+    nonzero = mag > 0
+    gain = torch.where(nonzero, amp / torch.where(nonzero, mag, 1.0), 0.0).to(torch.float32)
+    out = Xr[None] * gain[..., None]
+    out[..., 0] += torch.where(nonzero, 0.0, amp).to(torch.float32)
+    return torch.view_as_complex(out)
 
 
 def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
@@ -112,22 +220,10 @@ def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
     return tracks
 
 
-def _plain_sdr(ref, est) -> float:
-    num = float((ref ** 2).sum())
-    if num < 1e-8:
-        return float("nan")
-    return 10 * np.log10(num / max(float(((ref - est) ** 2).sum()), 1e-12))
-
-
-#: STFT frames per network call when a whole track is evaluated (:meth:`_SeparationInputs.track_masks`):
-#: 30 s at 24 kHz with hop 256
-EVAL_CHUNK_FRAMES = 2816
-
-
 @dataclass
 class _SeparationInputs:
-    """What every seed shares: the config, the tracks of every split with their frame features, the
-    standardisation of the features and of the spectral input, and the STFT."""
+    """What every seed and stem model shares: the config, the tracks of every split with their frame features,
+    the standardisation of the features (and of the optional spectral input), and the STFT."""
     sc: Any                     # cfg.separation
     sr: int
     stems: list[str]
@@ -137,7 +233,7 @@ class _SeparationInputs:
     std: Any                    # benchmark.probes.Standardizer of the frame features (train statistics)
     window: Any
     n_freq: int
-    logmag: Any = None          # [..., F, T] magnitudes -> [..., T, F] LSTM input (:func:`log_magnitude_input`)
+    logmag: Any = None          # [..., F, T] magnitudes -> [..., T, F] spectral input, or None (MARBLE)
 
     def stft(self, x):
         import torch
@@ -146,47 +242,56 @@ class _SeparationInputs:
         return torch.stft(torch.as_tensor(x, dtype=torch.float32), self.sc.n_fft, self.sc.hop, window=self.window,
                           return_complex=True)
 
-    def track_inputs(self, split, tr, a=0, b=None):
-        """Samples a:b of a track -> its mixture STFT [F, T] and the nearest frame features [T, L, D]."""
-        b = len(tr["mix"]) if b is None else b
-        X = self.stft(tr["mix"][a:b])  # [F, T]
-        return X, self.frame_features(split, tr, a + np.arange(X.shape[1]) * self.sc.hop)
-
     def frame_features(self, split, tr, samples):
         """The standardised frame features [T, L, D] nearest to STFT frames centred at ``samples``."""
         t = np.asarray(samples) / self.sr
         idx = np.clip(np.searchsorted(tr["times"], t), 0, len(tr["rows"]) - 1)
         return self.std.read(self.feats[split].x, tr["rows"][idx], "cpu")
 
-    def track_masks(self, net, split, tr):
-        """A whole track -> (its mixture STFT [F, T], the masks [S, F, T]), the network run over
-        ``EVAL_CHUNK_FRAMES`` STFT frames at a time with the LSTM state carried over: the frame features of a
-        long track (a 7-minute MUSDB18 track at 24 kHz: 39k frames x layers x dim in float32) are never held
-        at once. A track of at most that many frames (every embedded track) is one chunk."""
+    def spectral(self, mag):
+        """The spectral input [..., T, F] of magnitudes [..., F, T], or None without ``spectral_input``."""
+        return None if self.logmag is None else self.logmag(mag)
+
+    def track_estimates(self, net, split, tr, X=None):
+        """A whole track -> the network's stem magnitudes [n_out, F, T], run over ``EVAL_CHUNK_FRAMES`` STFT frames
+        at a time with the LSTM state carried over: the frame features of a long track (a 7-minute MUSDB18 track
+        at 24 kHz: 31k frames x layers x dim in float32) are never held at once. A track of at most that many
+        frames (every embedded track) is one chunk. ``X``: the track's mixture STFT, when already computed."""
         import torch
 
-        X = self.stft(tr["mix"])  # [F, T]
+        X = self.stft(tr["mix"]) if X is None else X  # [F, T]
+        mag = X.abs()
         T = X.shape[1]
-        logmag = self.logmag(X.abs())  # [T, F]
-        masks, state = [], None
+        out, state = [], None
         for a in range(0, T, EVAL_CHUNK_FRAMES):
             b = min(T, a + EVAL_CHUNK_FRAMES)
             f = self.frame_features(split, tr, np.arange(a, b) * self.sc.hop)
-            m, state = net(f[None], logmag[None, a:b], state, return_state=True)
-            masks.append(m[0])
-        return X, torch.cat(masks, -1)
+            spec = self.spectral(mag[:, a:b])
+            e, state = net(f[None], mag[None, :, a:b], None if spec is None else spec[None], state,
+                           return_state=True)
+            out.append(e[0])
+        return torch.cat(out, -1)
+
+
+@dataclass
+class _StemModel:
+    """One trained network and the stems (indices into ``stems``) it estimates."""
+    stems: list[int]
+    net: Any
+    epochs_run: int = 0
+    best_valid: float = float("nan")
 
 
 @dataclass
 class _SeedResult:
-    valid: dict                 # BSS-eval scores of the best-validation state, with "main"
-    test: dict
-    epochs_run: int
-    layer_weights: list[float]  # softmax of the learned layer mixing
+    valid: dict                 # global-SDR scores of the best-validation states, with "main"
+    test: dict                  # global SDR and BSS-eval, with "main"
+    epochs_run: dict            # stem model name -> epochs it ran
+    layer_weights: dict = field(default_factory=dict)  # stem model name -> softmax of its layer mixing
 
 
 def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
-    """Train the mask estimator for each of ``probe.seeds`` seeds (see the module doc); the probe result."""
+    """Train the separation probe for each of ``probe.seeds`` seeds (see the module doc); the probe result."""
     import tempfile
 
     cache = Path(feats["train"].cache_dir).parent if feats["train"].cache_dir else None
@@ -200,11 +305,11 @@ def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
 
 def _separation_inputs(spec, labels, feats, folder, cfg, rep, store: Path | None = None) -> _SeparationInputs:
     """The probed layers, the tracks of every split (their audio memory-mapped from ``store`` when given), and
-    the train statistics of the frame features and of the spectral input."""
+    the train statistics of the frame features (and of the spectral input)."""
     import torch
 
     from benchmark.config import parse_layers
-    from benchmark.probes import Standardizer
+    from benchmark.probes import Standardizer, weighted_positions
 
     sc = cfg.separation
     sr = int(rep.sample_rate)
@@ -212,71 +317,122 @@ def _separation_inputs(spec, labels, feats, folder, cfg, rep, store: Path | None
     layers = parse_layers(cfg.probe.layers, int(rep.num_layers))
     if sc.layer != "weighted":
         layers = parse_layers(str(sc.layer), int(rep.num_layers))
+    else:  # the weighted sum mixes the layers ``probe.weighted_layers`` says (real data: MARBLE's 1..L)
+        keep = weighted_positions(layers, str(cfg.probe.weighted_layers))
+        if keep is not None and sum(keep) >= 1 and len(layers) > 1:
+            layers = [l for l, k in zip(layers, keep) if k]
     data = {s: _load_tracks(feats[s], folder, stems, sr, store) for s in spec.splits}
     std = Standardizer(feats["train"].x, layers, bool(cfg.probe.standardize))
     sep = _SeparationInputs(sc=sc, sr=sr, stems=stems, layers=layers, feats=feats, data=data, std=std,
                             window=torch.hann_window(sc.n_fft), n_freq=sc.n_fft // 2 + 1)
-    sep.logmag = log_magnitude_input([tr["mix"] for tr in data["train"]], sep.stft, sep.n_freq)
+    if bool(sc.spectral_input):
+        sep.logmag = log_magnitude_input([tr["mix"] for tr in data["train"]], sep.stft, sep.n_freq)
     return sep
 
 
+def _stem_groups(sep: _SeparationInputs) -> list[list[int]]:
+    """The stems each network estimates: all of them in one (``joint``) or one network per stem (MARBLE)."""
+    n = len(sep.stems)
+    return [list(range(n))] if bool(sep.sc.joint) else [[k] for k in range(n)]
+
+
+def _group_name(sep: _SeparationInputs, group: list[int]) -> str:
+    return "joint" if len(group) > 1 else sep.stems[group[0]]
+
+
 def _train_seed(sep: _SeparationInputs, spec, seed: int, t0: float, log) -> _SeedResult:
-    """One seed: epochs of training with early stopping on the validation plain SDR; the best state scored."""
+    """One seed: each stem model trained with early stopping on its validation global SDR; the best states
+    scored together on validation and test."""
+    models = [_train_stem_model(sep, group, seed, t0, log) for group in _stem_groups(sep)]
+    v = _evaluate(sep, models, "valid")
+    t = _evaluate(sep, models, "test", bss=True)
+    v["main"] = spec.main_score_of(v)
+    t["main"] = spec.main_score_of(t)
+    log(f"  seed {seed}: valid mean SDR {v['main']:.2f} dB, test {t['main']:.2f} dB")
+    return _SeedResult(valid=v, test=t, epochs_run={_group_name(sep, m.stems): m.epochs_run for m in models},
+                       layer_weights={_group_name(sep, m.stems): m.net.layer_weights() for m in models})
+
+
+def _train_stem_model(sep: _SeparationInputs, group: list[int], seed: int, t0: float, log) -> _StemModel:
+    """A network for the stems of ``group``: epochs of training, the lr halved on a validation plateau, early
+    stopping; it ends in its best-validation state (eval mode)."""
     import torch
 
     sc = sep.sc
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = MaskEstimator(sep.feats["train"].x.shape[2], sep.n_freq, len(sep.stems), int(sc.hidden),
-                        int(sc.num_layers), len(sep.layers))
+    net = SeparationHead(sep.feats["train"].x.shape[2], sep.n_freq, len(group), int(sc.hidden),
+                         int(sc.num_layers), len(sep.layers), sep.n_freq if sep.logmag is not None else 0)
     opt = torch.optim.Adam(net.parameters(), lr=float(sc.lr))
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=float(sc.plateau_factor),
+                                                         patience=int(sc.plateau_patience))
+    model = _StemModel(stems=group, net=net)
+    name = _group_name(sep, group)
     best, best_state, since, epoch = -np.inf, None, 0, 0
     for epoch in range(int(sc.max_epochs)):
-        loss = _train_epoch(sep, net, opt, rng)
-        score = _validation_score(sep, net)
-        log(f"  seed {seed} epoch {epoch + 1}: train L1 {float(loss.detach()):.4f}, valid plain SDR {score:.2f} dB "
+        loss = _train_epoch(sep, net, opt, rng, group)
+        net.eval()
+        v = _evaluate(sep, [model], "valid")
+        score = float(np.nanmean([v[f"sdr_{sep.stems[k]}"] for k in group]))
+        plateau.step(score)
+        log(f"  seed {seed} {name} epoch {epoch + 1}: train MSE {loss:.5f}, valid SDR {score:.2f} dB "
             f"({time.time() - t0:.0f} s)")
-        if score > best:
+        if score > best or best_state is None:
             best, since = score, 0
             best_state = {k: x.detach().clone() for k, x in net.state_dict().items()}
         else:
             since += 1
             if since >= int(sc.patience):
                 break
-    v, t = _score_best_state(sep, spec, net, best_state)
-    res = _SeedResult(valid=v, test=t, epochs_run=epoch + 1, layer_weights=torch.softmax(net.mix.detach(), 0).tolist())
-    log(f"  seed {seed}: {epoch + 1} epochs, valid mean SDR {v['main']:.2f} dB, test {t['main']:.2f} dB")
-    return res
+    net.load_state_dict(best_state)
+    net.eval()
+    model.epochs_run, model.best_valid = epoch + 1, best
+    return model
 
 
-def _train_epoch(sep: _SeparationInputs, net, opt, rng):
-    """``separation.steps_per_epoch`` Adam steps on random train segments; the last step's L1 loss."""
+def _epoch_batches(sep: _SeparationInputs, rng) -> list[np.ndarray]:
+    """The train-track indices of each batch of an epoch: every track ``samples_per_track`` times in random order
+    (MARBLE's epoch), or ``steps_per_epoch`` batches of random tracks when that is set."""
+    n, bs = len(sep.data["train"]), int(sep.sc.batch_size)
+    if n == 0:
+        raise ValueError("separation: no train tracks")
+    steps = int(sep.sc.steps_per_epoch)
+    if steps > 0:
+        return [rng.integers(n, size=bs) for _ in range(steps)]
+    order = rng.permutation(np.repeat(np.arange(n), int(sep.sc.samples_per_track)))
+    return [order[a:a + bs] for a in range(0, len(order), bs)]
+
+
+def _train_epoch(sep: _SeparationInputs, net, opt, rng, group: list[int]) -> float:
+    """One epoch of Adam steps on random train segments (:func:`_epoch_batches`); the mean MSE."""
     seg = int(sep.sc.segment_s * sep.sr)
     net.train()
-    for _ in range(int(sep.sc.steps_per_epoch)):
-        f, mag, tgt = _random_batch(sep, rng, seg)
-        masks = net(f, sep.logmag(mag))
-        loss = (masks * mag[:, None] - tgt).abs().mean()
+    losses = []
+    for tracks in _epoch_batches(sep, rng):
+        f, mag, tgt = _batch(sep, rng, seg, tracks, group)
+        est = net(f, mag, sep.spectral(mag))
+        loss = ((est - tgt) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return loss
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses))
 
 
-def _random_batch(sep: _SeparationInputs, rng, seg: int):
-    """``separation.batch_size`` random segments of seg samples of random train tracks, cut to the shortest:
-    frame features [B, T, L, D], mixture magnitudes [B, F, T], stem magnitudes [B, S, F, T]."""
+def _batch(sep: _SeparationInputs, rng, seg: int, tracks, group: list[int]):
+    """A random segment of seg samples of each of the train ``tracks``, cut to the shortest: frame features
+    [B, T, L, D], mixture magnitudes [B, F, T], the ``group`` stems' magnitudes [B, len(group), F, T]."""
     import torch
 
     batch_f, batch_m, batch_t = [], [], []
-    for _ in range(int(sep.sc.batch_size)):
-        tr = sep.data["train"][rng.integers(len(sep.data["train"]))]
+    for ti in tracks:
+        tr = sep.data["train"][int(ti)]
         a = int(rng.integers(0, max(1, len(tr["mix"]) - seg)))
         b = min(len(tr["mix"]), a + seg)
-        X, f = sep.track_inputs("train", tr, a, b)
-        batch_f.append(f)
+        X = sep.stft(tr["mix"][a:b])
+        batch_f.append(sep.frame_features("train", tr, a + np.arange(X.shape[1]) * sep.sc.hop))
         batch_m.append(X.abs())
-        batch_t.append(torch.stack([sep.stft(r[a:b]).abs() for r in tr["ref"]]))
+        batch_t.append(torch.stack([sep.stft(tr["ref"][k][a:b]).abs() for k in group]))
     T = min(x.shape[1] for x in batch_m)
     f = torch.stack([x[:T] for x in batch_f])
     mag = torch.stack([x[:, :T] for x in batch_m])
@@ -284,46 +440,33 @@ def _random_batch(sep: _SeparationInputs, rng, seg: int):
     return f, mag, tgt
 
 
-def _validation_score(sep: _SeparationInputs, net) -> float:
-    """The early-stopping score: the mean over stems of the plain validation SDR (:func:`_evaluate`, fast)."""
-    net.eval()
-    v = _evaluate(sep, net, "valid", fast=True)
-    return float(np.nanmean(list(v.values())))
+def track_waveforms(sep: _SeparationInputs, models: list[_StemModel], split: str, tr):
+    """A whole track's estimated stems [S, N] (the ``models`` together estimate every stem once; a stem no model
+    estimates is zeros): the networks' magnitudes, Wiener-filtered (:func:`wiener_estimates`), inverse STFT."""
+    import torch
+
+    X = sep.stft(tr["mix"])
+    mags = torch.zeros((len(sep.stems),) + tuple(X.shape))
+    for m in models:
+        mags[m.stems] = sep.track_estimates(m.net, split, tr, X)
+    Y = wiener_estimates(mags, X, int(sep.sc.wiener_iterations))
+    return torch.istft(Y, sep.sc.n_fft, sep.sc.hop, window=sep.window, length=len(tr["mix"])).numpy()
 
 
-def _score_best_state(sep: _SeparationInputs, spec, net, best_state) -> tuple[dict, dict]:
-    """Load the best-validation state; its BSS-eval scores on validation and test, each with "main"."""
-    net.load_state_dict(best_state)
-    net.eval()
-    v = _evaluate(sep, net, "valid")
-    t = _evaluate(sep, net, "test")
-    v["main"] = spec.main_score_of(v)
-    t["main"] = spec.main_score_of(t)
-    return v, t
-
-
-def _evaluate(sep: _SeparationInputs, net, split: str, fast: bool = False) -> dict:
-    """Masks on every track of a split, estimates with the mixture phase; BSS-eval SDR per stem (median over
-    tracks), or with ``fast`` the plain SDR."""
+def _evaluate(sep: _SeparationInputs, models: list[_StemModel], split: str, bss: bool = False) -> dict:
+    """The estimates of every track of a split (one track at a time: no split's estimates are held at once)
+    scored by :class:`benchmark.metrics.SeparationScores` (global SDR; BSS-eval too with ``bss``), for the stems
+    the ``models`` estimate."""
     import torch
 
     from benchmark.metrics import SeparationScores
 
-    sc = sep.sc
-    plain = {s: [] for s in sep.stems}
-    acc = SeparationScores(sep.stems)
+    rows = sorted(k for m in models for k in m.stems)
+    acc = SeparationScores([sep.stems[k] for k in rows], bss=bss)
     with torch.no_grad():
-        for tr in sep.data[split]:  # one track at a time: no split's estimates are held at once
-            X, masks = sep.track_masks(net, split, tr)  # [F, T], [S, F, T]
-            est = torch.istft(masks * X[None], sc.n_fft, sc.hop, window=sep.window, length=len(tr["mix"])).numpy()
-            ref = np.asarray(tr["ref"])
-            if fast:
-                for k, s in enumerate(sep.stems):
-                    plain[s].append(_plain_sdr(ref[k], est[k]))
-            else:
-                acc.add(ref, est)
-    if fast:  # plain SDR 10 log10(|s|^2 / |s - s_hat|^2), median over tracks: the per-epoch score
-        return {s: float(np.nanmedian(plain[s])) for s in sep.stems}
+        for tr in sep.data[split]:
+            est = track_waveforms(sep, models, split, tr)
+            acc.add(np.asarray(tr["ref"])[rows], est[rows])
     return acc.result()
 
 
@@ -340,11 +483,17 @@ def _result(sep: _SeparationInputs, seeds: list[int], runs: list[_SeedResult], t
     row = {"layer": layer_key, "lr": float(sc.lr), "valid_main": valid_main, "valid_main_std":
            float(np.std([r["main"] for r in valid_runs])), "test": test, "test_std": test_std,
            "test_main_per_seed": [r["main"] for r in test_runs]}
+    per_model = [r.layer_weights for r in runs]
+    mean_weights = [np.mean(list(w.values()), axis=0).tolist() for w in per_model]
     return {
         "scores": {"main": test["main"], "main_std": test_std["main"], "test": test, "test_std": test_std,
                    "valid_main": valid_main},
         "selection": {"layer": layer_key, "lr": float(sc.lr), "by": "fixed (separation.layer, separation.lr)"},
-        "layers": [row], "grid": [row], "seeds": seeds, "epochs_run": [r.epochs_run for r in runs],
-        "layer_weights": [r.layer_weights for r in runs],
-        "probe": {"members": 1, "seconds": round(time.time() - t0, 3), "probed_layers": layers},
+        "layers": [row], "grid": [row], "seeds": seeds,
+        "epochs_run": [max(r.epochs_run.values()) for r in runs],
+        "layer_weights": mean_weights,
+        "probe": {"members": len(_stem_groups(sep)), "seconds": round(time.time() - t0, 3), "probed_layers": layers,
+                  "models": "joint" if bool(sc.joint) else "one per stem",
+                  "layer_weights_per_model": per_model, "epochs_run_per_model": [r.epochs_run for r in runs]},
     }
+

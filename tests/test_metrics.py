@@ -84,7 +84,27 @@ def test_sdr_matches_definition_for_scaled_noise():
         ref_sdr = mir_eval.separation.bss_eval_sources(ref, est, compute_permutation=False)[0]
     assert np.allclose(sdr, ref_sdr, atol=1e-2)
     out = M.separation_scores([ref, ref], [est, est], ["a", "b"])
-    assert out["sdr_a"] == pytest.approx(sdr[0])
+    assert out["bss_sdr_a"] == pytest.approx(sdr[0])
+    assert out["sdr_a"] == pytest.approx(M.global_sdr(ref, est)[0])
     silent = ref.copy()
     silent[1] = 0
-    assert np.isnan(M.separation_scores([silent], [est], ["a", "b"])["sdr_b"])
+    out = M.separation_scores([silent], [est], ["a", "b"])
+    assert np.isnan(out["bss_sdr_b"]) and np.isnan(out["sdr_b"])
+    assert set(M.separation_scores([ref], [est], ["a", "b"], bss=False)) == {"sdr_a", "sdr_b"}
+
+
+def test_global_sdr_is_marbles_formula():
+    """MARBLE's GlobalSDR: 10 log10((|s|^2 + 1e-7) / (|s - s_hat|^2 + 1e-7)), no filter, no scale invariance;
+    the split score is the mean over tracks (not the median)."""
+    n = 4000
+    ref = np.stack([np.ones(n), np.tile([1.0, -1.0], n // 2)])
+    est = np.stack([0.5 * np.ones(n), np.zeros(n)])
+    want = [10 * np.log10((n + 1e-7) / (0.25 * n + 1e-7)), 10 * np.log10((n + 1e-7) / (n + 1e-7))]
+    np.testing.assert_allclose(M.global_sdr(ref, est), want, rtol=0, atol=1e-12)
+    assert want[0] == pytest.approx(6.0206, abs=1e-4) and want[1] == 0.0
+    perfect = M.global_sdr(ref, ref)
+    assert perfect[0] == pytest.approx(10 * np.log10((n + 1e-7) / 1e-7))  # the delta bounds a perfect estimate
+    est2 = np.stack([0.9 * np.ones(n), 0.5 * ref[1]])
+    out = M.separation_scores([ref, ref], [est, est2], ["a", "b"], bss=False)
+    assert out["sdr_a"] == pytest.approx(np.mean([M.global_sdr(ref, est)[0], M.global_sdr(ref, est2)[0]]))
+    assert out["sdr_b"] == pytest.approx(np.mean([0.0, 10 * np.log10(n / (0.25 * n))]))

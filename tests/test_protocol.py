@@ -134,12 +134,24 @@ def test_embedded_defaults_keep_their_config_hash():
                                                                                              data="embedded"))})
 
 
+def test_real_separation_probe_is_marbles():
+    """MUSDB18_prober.py / MUSDB18_dataset.py / MUSDB18_base_config.yaml of MARBLE v1: a 3 x 512 unidirectional
+    LSTM per stem on the features alone, STFT 2048 / 320, 6 s segments, every track 64 times an epoch in batches
+    of 64, Adam 1e-3, lr halved after 3 epochs without gain, early stopping after 10, at most 100 epochs, one EM
+    iteration of the residual Wiener filter."""
+    sc = resolve_config(get_task("separation"), data="real").separation
+    assert (sc.hidden, sc.num_layers, sc.n_fft, sc.hop, sc.segment_s) == (512, 3, 2048, 320, 6.0)
+    assert (sc.samples_per_track, sc.steps_per_epoch, sc.batch_size, sc.lr) == (64, 0, 64, 1e-3)
+    assert (sc.plateau_patience, sc.plateau_factor, sc.patience, sc.max_epochs) == (3, 0.5, 10, 100)
+    assert (sc.joint, sc.wiener_iterations, sc.spectral_input, sc.layer) == (False, 1, False, "weighted")
+
+
 def test_tiny_corpus_gets_a_small_separation_budget():
     sep = get_task("separation")
     tiny = resolve_config(sep, data="embedded", size="tiny").separation
     std = resolve_config(sep, data="embedded", size="standard").separation
     assert tiny.max_epochs * tiny.steps_per_epoch <= 20 < std.max_epochs * std.steps_per_epoch
-    assert (std.hidden, std.num_layers, std.max_epochs, std.steps_per_epoch) == (128, 2, 20, 50)
+    assert (std.hidden, std.num_layers, std.max_epochs, std.steps_per_epoch, std.joint) == (128, 2, 20, 25, True)
     # only the separation section: every other task's config is the standard one
     for spec in all_tasks():
         if spec.name != "separation":
