@@ -1,4 +1,5 @@
-"""python -m benchmark {run, extract, probe, list-tasks, list-models, leaderboard, prepare, validate}."""
+"""python -m benchmark {run, extract, probe, predict, evaluate, list-tasks, list-models, leaderboard, prepare, validate,
+mock-run, reference}."""
 from __future__ import annotations
 
 import sys

@@ -15,6 +15,8 @@ EPILOG = """examples:
   python -m benchmark run --task genre --model hf:facebook/wav2vec2-base
   python -m benchmark run --task beat --model hear:hearbaseline
   python -m benchmark list-tasks --format md
+  python -m benchmark predict --task key --model chroma song.wav more_songs/
+  python -m benchmark evaluate --task key --model chroma --data prepared --data-dir my_keys/
 """
 
 
@@ -27,15 +29,7 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
                    help=f"representation: a name from list-models, random:PRESET[:SEED], hear:MODULE[:WEIGHTS], "
                         f"hf:REPO_OR_PATH[@REVISION], pkg.module:factory, a MERT hub id, folder or checkpoint; "
                         f"+mean_std or +mean after any of them replaces its clip pooling (default {DEFAULT_MODEL})")
-    p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
-                   help="data source (default embedded)")
-    p.add_argument("--size", choices=("standard", "tiny"), default="standard", help="embedded corpus size")
-    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
-                   help="real-data option of a task, e.g. split=won for MTT tagging (the Won et al. split); "
-                        "results go to their own table (source real-split=won)")
-    p.add_argument("--data-dir", default=None,
-                   help="real: the dataset folder (default $MERT_BENCH_DATA/<dataset>); embedded: the corpus home; "
-                        "prepared: a prepared folder")
+    _data_args(p)
     p.add_argument("--cache-dir", default=None, help="feature cache (default $MERT_BENCH_HOME/features)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use N items per split (smoke runs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default features.device = cpu)")
@@ -55,6 +49,34 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. probe.max_epochs=5")
 
 
+def _data_args(p: argparse.ArgumentParser, what: str = "data source") -> None:
+    p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
+                   help=f"{what} (default embedded)")
+    p.add_argument("--size", choices=("standard", "tiny"), default="standard", help="embedded corpus size")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", dest="data_option",
+                   help="real-data option of a task, e.g. split=won for MTT tagging (the Won et al. split); "
+                        "results go to their own table (source real-split=won)")
+    p.add_argument("--data-dir", default=None,
+                   help="real: the dataset folder (default $MERT_BENCH_DATA/<dataset>); embedded: the corpus home; "
+                        "prepared: a prepared folder")
+
+
+_TRAIN_SOURCE_HELP = ("the data source the probe was trained on, as in results/runs/<SOURCE>: embedded-standard "
+                      "(default), embedded-tiny, real, prepared-<folder>-<digest>, ...")
+
+
+def _stored_probe_args(p: argparse.ArgumentParser) -> None:
+    from benchmark.registry import DEFAULT_MODEL
+
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"the representation the probe reads (default {DEFAULT_MODEL})")
+    p.add_argument("--train-source", default="embedded-standard", metavar="SOURCE", help=_TRAIN_SOURCE_HELP)
+    p.add_argument("--results-dir", default="results", help="where the probe's result is (default results)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... for the representation (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no log lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,6 +94,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", default="spectral-flux", metavar="NAMES",
                    help="comma list: spectral-flux (untrained spectral flux + DBN), madmom-rnn (madmom's trained RNN "
                         "+ DBN; needs the madmom extra, models CC BY-NC-SA) (default spectral-flux)")
+    p = sub.add_parser("predict", help="apply a trained probe (stored by `run`) to your own audio: the task's output "
+                                       "per file (key, classes, tags, arousal/valence, beats)")
+    p.add_argument("--task", required=True, metavar="NAME", help="the task whose probe to apply")
+    _stored_probe_args(p)
+    p.add_argument("--out", default="predictions", metavar="DIR",
+                   help="where the outputs go: <file>.<task>.json (beat: also .beats, and .jams with jams installed); "
+                        "default ./predictions")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files, or folders of them (searched recursively)")
+    p = sub.add_parser("evaluate", help="score a trained probe (stored by `run`) on another data source's test split, "
+                                        "without training; its own result and leaderboard table")
+    p.add_argument("--task", action="append", default=[], metavar="NAME",
+                   help="task name (repeatable, comma lists allowed) or 'all'")
+    _stored_probe_args(p)
+    _data_args(p, "the test data")
+    p.add_argument("--cache-dir", default=None, help="feature cache (default $MERT_BENCH_HOME/features)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use N test items (smoke runs)")
+    p.add_argument("--overwrite", choices=("never", "only-missing", "always"), default="only-missing",
+                   help="an existing evaluation: never replace / replace when anything differs (default) / always")
+    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboards")
     p = sub.add_parser("list-tasks", help="the tasks with dataset, type, metrics, main score and version")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table")
     sub.add_parser("list-models", help="the registered representations")

@@ -258,7 +258,44 @@ def cmd_reference(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "probe": cmd_probe, "extract": cmd_extract, "list-tasks": cmd_list_tasks,
-            "list-models": cmd_list_models, "leaderboard": cmd_leaderboard, "prepare": cmd_prepare,
-            "validate": cmd_validate, "mock-run": cmd_mock_run,
-            "reference": cmd_reference}
+def cmd_predict(args) -> int:
+    """``python -m benchmark predict``: a stored probe applied to the user's audio (benchmark.apply.predict); one
+    line per file, 1 when some input could not be used (each named on stderr)."""
+    from benchmark.apply import PredictOptions, predict
+
+    opts = PredictOptions(task=args.task, model=args.model, inputs=list(args.inputs), train_source=args.train_source,
+                          results_dir=args.results_dir, out=args.out, device=args.device,
+                          progress=not args.no_progress and sys.stderr.isatty(), quiet=args.quiet)
+    if args.device is not None:
+        from benchmark.config import check_device
+
+        check_device(args.device)
+    done, problems = predict(opts)
+    rows = [("file", "prediction", "written")] + [(str(p.audio), p.summary, str(p.files[0])) for p in done]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if problems:
+        print(f"{len(problems)} input(s) not predicted (see the errors above)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_evaluate(args) -> int:
+    """``python -m benchmark evaluate``: stored probes scored on another source's test split (benchmark.apply)."""
+    _need_task(args)
+    from benchmark.apply import evaluate
+    from benchmark.pipeline import RunOptions
+
+    opts = RunOptions(model=args.model, tasks=args.task, data=args.data, size=args.size, data_dir=args.data_dir,
+                      results_dir=args.results_dir, cache_dir=args.cache_dir, limit=args.limit,
+                      overwrite=args.overwrite, device=args.device,
+                      progress=not args.no_progress and sys.stderr.isatty(), quiet=args.quiet,
+                      leaderboard=not args.no_leaderboard, data_options=data_options(args))
+    print_table(evaluate(opts, train_source=args.train_source))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "probe": cmd_probe, "extract": cmd_extract, "predict": cmd_predict,
+            "evaluate": cmd_evaluate, "list-tasks": cmd_list_tasks, "list-models": cmd_list_models,
+            "leaderboard": cmd_leaderboard, "prepare": cmd_prepare, "validate": cmd_validate,
+            "mock-run": cmd_mock_run, "reference": cmd_reference}

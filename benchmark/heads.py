@@ -19,12 +19,43 @@ reported metric wherever it can be vectorised), and the reported metrics through
   score too (MARBLE monitors the DBN's valid F; ``beat.select=peaks`` picks local maxima instead, cheaper).
   Reported beside beat F: downbeat F (the same DBN in the 18-72 bpm range on the downbeat activation) and the
   tempo of the decoded beats (benchmark.metrics.tempo_scores).
+
+Decoding (trained probes applied outside the sweep, benchmark.artefacts): :meth:`Head.decode` turns the row
+outputs of one or more probes (the seeds of a stored probe) into each unit's prediction, the task's natural output
+(a label or key with its probabilities, tag scores, arousal / valence values, beat times), and
+:meth:`Head.unit_score` gives the per-unit term of the metric where it has one. :meth:`Head.head_config` /
+:meth:`Head.head_state` are what a stored probe needs besides its weights to be decoded as in the sweep (the key
+ensemble, the beat tracker's settings, the regression targets' train statistics).
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def _vote(pred: np.ndarray, mean_p: np.ndarray) -> np.ndarray:
+    """Per unit the class most probes predict (``pred`` [S, U]); ties: the highest mean probability (``mean_p``
+    [U, C]). With one probe, its prediction."""
+    S, U = pred.shape
+    counts = np.zeros_like(mean_p)
+    for s in range(S):
+        counts[np.arange(U), pred[s]] += 1
+    return np.where(counts == counts.max(1, keepdims=True), mean_p, -np.inf).argmax(1)
+
+
+def _ranked(labels: list, p: np.ndarray, top: int | None) -> dict[str, float]:
+    """{label: probability} from the most probable down (the ``top`` first, all when None)."""
+    order = np.argsort(-p, kind="stable")[: top or len(p)]
+    return {str(labels[i]): float(p[i]) for i in order}
 
 
 class Head:
@@ -87,19 +118,112 @@ class Head:
         """One member's unit outputs [U, C] -> every metric of the task (benchmark.metrics)."""
         raise NotImplementedError
 
+    # -- stored probes (benchmark.artefacts) ----------------------------------------------------------------
+    def head_config(self) -> dict[str, Any]:
+        """The config sections (a subset of benchmark.config's) this head reads, as plain values: a stored probe
+        rebuilds its head from them (:meth:`from_stored`)."""
+        return {}
+
+    def head_state(self) -> dict[str, Any]:
+        """What the head learned from the train split besides the probe's weights (plain values)."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`head_state`."""
+
+    def member_choices(self) -> list[dict[str, Any]] | None:
+        """Per member of the last validation scoring pass, what the head chose on validation for it (the key
+        ensemble under ``select``), in member order; None when the head chooses nothing."""
+        return None
+
+    def prepare_unlabelled(self, feats) -> dict[str, Any]:
+        """The units of a split whose items have no targets (``python -m benchmark predict``): every item is its
+        own unit (a file's windows or frames are its rows); the same keys as :meth:`prepare` less the targets."""
+        import torch
+
+        owner = torch.from_numpy(feats.owner)
+        kept = torch.unique(owner)
+        remap = torch.full((len(feats.items),), -1, dtype=torch.long)
+        remap[kept] = torch.arange(len(kept))
+        return {"unit_idx": remap[owner], "n_units": len(kept), "feats": feats,
+                "unit_items": [[i] for i in kept.tolist()]}
+
+    def unit_ids(self, data) -> list[str]:
+        """The id of every unit: its item's id (a song's group for key)."""
+        items = data["feats"].items
+        return [str(items[u[0]].id) for u in data["unit_items"]]
+
+    def unit_outputs(self, rows: np.ndarray, data) -> np.ndarray:
+        """Row outputs [S, R, C] -> unit outputs [S, U, C] (benchmark.probes.unit_outputs)."""
+        import torch
+
+        from benchmark.probes import unit_outputs
+
+        return unit_outputs(self, torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)), data).numpy()
+
+    def decode(self, rows: np.ndarray, data, choices: list[dict] | None = None, top: int | None = None) -> list[dict]:
+        """Row outputs of S probes [S, R, C] (one stored probe's seeds; S = 1 for one of them) -> per unit the
+        prediction, the task's natural output: ``{"prediction": ..., ...}`` (see each head). With several probes,
+        their ensemble (each head says how). ``choices``: per probe, what was chosen on validation for it
+        (:meth:`member_choices`); ``top``: keep only the most probable classes."""
+        raise NotImplementedError
+
+    def unit_score(self, pred: dict, target) -> dict[str, Any]:
+        """The per-unit term of the metric for one decoded prediction and its unit target (``{"score": ...}``),
+        or {} where the metric has none (ROC-AUC ranks the items against each other)."""
+        return {}
+
+    def target_json(self, target) -> Any:
+        """A unit target (an item of ``data["unit_targets"]``) as JSON."""
+        return target
+
+    @classmethod
+    def from_stored(cls, spec, labels, config: dict[str, Any], state: dict[str, Any]) -> "Head":
+        """The head of a stored probe: built from its :meth:`head_config` and :meth:`head_state`."""
+        from omegaconf import OmegaConf
+
+        head = make_head(spec, labels, OmegaConf.create(config))
+        head.load_state(state)
+        return head
+
 
 class MulticlassHead(Head):
     type = "multiclass"
 
     def item_targets(self, items):
+        from tasks.format import FormatError
+
         index = {l: i for i, l in enumerate(self.labels)}
         out = []
         for it in items:
-            if str(it.target) not in index:
-                raise ValueError(f"item {it.id!r}: label {it.target!r} is not in the task labels "
-                                 f"({len(self.labels)} labels, e.g. {self.labels[:5]})")
-            out.append(index[str(it.target)])
+            label = self.label_of(it)
+            if label not in index:
+                raise FormatError(f"item {it.id!r}: label {it.target!r} is not in the task labels "
+                                  f"({len(self.labels)} labels, e.g. {self.labels[:5]})")
+            out.append(index[label])
         return np.array(out, dtype=np.int64)
+
+    def label_of(self, item) -> str:
+        """An item's target as a label name."""
+        return str(item.target)
+
+    def decode(self, rows, data, choices=None, top=None):
+        """``{"prediction": label, "probabilities": {label: p}}`` per unit: the label of the mean logit of the
+        unit's rows (windows); several probes: the label most of them give (ties: the highest mean probability),
+        the probabilities averaged."""
+        u = self.unit_outputs(rows, data)          # [S, U, C]
+        p = _softmax(u.astype(np.float64))
+        mean_p = p.mean(0)
+        pred = _vote(u.argmax(-1), mean_p)
+        return [{"prediction": self.labels[k], "probabilities": _ranked(self.labels, mean_p[i], top)}
+                for i, k in enumerate(pred)]
+
+    def unit_score(self, pred, target):
+        """1 for the right label, 0 otherwise (accuracy's term)."""
+        return {"score": float(pred["prediction"] == self.labels[int(target)])}
+
+    def target_json(self, target):
+        return self.labels[int(target)]
 
     def loss(self, out, y):
         import torch.nn.functional as F
@@ -137,6 +261,10 @@ class KeyHead(MulticlassHead):
     STRATEGIES = ("vote", "max", "gmean", "mean")
 
     def __init__(self, spec, labels, cfg):
+        from tasks.key import normalise_key
+
+        # every source's spelling (sharps, flats, mir_eval's and JAMS' forms) -> the task's labels, in order, once
+        labels = list(dict.fromkeys(normalise_key(l) for l in labels))
         super().__init__(spec, labels, cfg)
         import mir_eval
         import torch
@@ -152,6 +280,17 @@ class KeyHead(MulticlassHead):
         self._chosen: list[str] = []
         self._phase = ""
         self._next = 0
+
+    def label_of(self, item) -> str:
+        """The item's key in the task's spelling (tasks.key.normalise_key); a text that is no key is an error
+        naming the item."""
+        from tasks.format import FormatError
+        from tasks.key import normalise_key
+
+        try:
+            return normalise_key(item.target)
+        except ValueError as e:
+            raise FormatError(f"item {item.id!r}: {e}") from None
 
     def units(self, items):
         """Songs: items sharing ``group`` (clips of one song) are scored once, logits averaged."""
@@ -233,7 +372,9 @@ class KeyHead(MulticlassHead):
         self._chosen.append(best_k)
         return best_k
 
-    def scores(self, unit_out, data):
+    def scores(self, unit_out, data, strategy: str | None = None):
+        """The key metrics of one member; ``strategy``: the ensemble strategy to score with (a stored probe's,
+        chosen on validation when it was trained) instead of choosing one here (``select``)."""
         from benchmark.metrics import accuracy, weighted_key
 
         ref = data["unit_targets"].numpy()
@@ -244,26 +385,110 @@ class KeyHead(MulticlassHead):
                     "accuracy": accuracy(ref, est)}
         preds = {k: v.numpy() for k, v in self.song_predictions(unit_out, data["song_of_row"], len(ref)).items()}
         per = {k: weighted_key(names, [self.labels[i] for i in p]) for k, p in preds.items()}
-        k = self._choose(data, per) if self.ensemble == "select" else self.ensemble
+        if strategy is not None:
+            k = strategy
+        else:
+            k = self._choose(data, per) if self.ensemble == "select" else self.ensemble
         out = {"weighted_key": per[k], "accuracy": accuracy(ref, preds[k])}
         if self.ensemble == "select":
             out.update({f"weighted_key_{s}": per[s] for s in self.STRATEGIES})
         return out
+
+    def head_config(self):
+        return {"probe": {"key_ensemble": self.ensemble}}
+
+    def member_choices(self):
+        """Under ``select``: every member's strategy chosen on the last validation pass (``key_strategy``)."""
+        if self.ensemble != "select" or self._phase != "valid":
+            return None
+        return [{"key_strategy": k} for k in self._chosen]
+
+    def strategy(self, choice: dict | None) -> str:
+        """The strategy a stored probe decodes with: its own choice under ``select`` (``gmean`` = mean logits
+        when none was recorded), else ``probe.key_ensemble``."""
+        if self.ensemble == "select":
+            return str((choice or {}).get("key_strategy", "gmean"))
+        return self.ensemble
+
+    def unit_ids(self, data):
+        items = data["feats"].items
+        return [str(items[u[0]].group if items[u[0]].group is not None else items[u[0]].id)
+                for u in data["unit_items"]]
+
+    def decode(self, rows, data, choices=None, top=None):
+        """``{"prediction": key, "probabilities": {key: p}}`` per song (unit): the key of the song's clips
+        combined by the ensemble strategy (``mean_logits``: the mean logit; a stored ``select`` probe: the strategy
+        chosen on validation); probabilities: the mean over clips of their softmax (and over probes). Several
+        probes: the key most of them give (ties: the highest mean probability)."""
+        rows = np.asarray(rows, dtype=np.float32)
+        if self.ensemble == "mean_logits":
+            u = self.unit_outputs(rows, data)
+            pred = u.argmax(-1)
+            p = _softmax(u.astype(np.float64))
+        else:
+            songs, n = data["song_of_row"].numpy(), len(data["unit_items"])
+            choices = choices or [None] * len(rows)
+            pred = np.stack([self.song_predictions(rows[s], songs, n)[self.strategy(choices[s])].numpy()
+                             for s in range(len(rows))])
+            p = np.zeros((len(rows), n, rows.shape[2]))
+            np.add.at(p, (slice(None), songs), _softmax(rows.astype(np.float64)))
+            p /= np.maximum(np.bincount(songs, minlength=n), 1)[None, :, None]
+        mean_p = p.mean(0)
+        pred = _vote(pred, mean_p)
+        return [{"prediction": self.labels[k], "probabilities": _ranked(self.labels, mean_p[i], top)}
+                for i, k in enumerate(pred)]
+
+    def unit_score(self, pred, target):
+        """mir_eval's weighted score of the predicted key against the song's (1, 0.5 fifth, 0.3 relative, 0.2
+        parallel, 0): ``weighted_key``'s term."""
+        return {"score": float(self.weights[int(target), self.labels.index(pred["prediction"])])}
+
+    def prepare_unlabelled(self, feats):
+        """Each item (a file) is a song; outside ``mean_logits`` its clips are its rows, as :meth:`prepare`."""
+        import torch
+
+        data = super().prepare_unlabelled(feats)
+        if self.ensemble != "mean_logits":
+            data["song_of_row"] = data["unit_idx"]
+            data["unit_idx"] = torch.arange(len(data["song_of_row"]))
+            data["n_units"] = len(data["song_of_row"])
+        return data
 
 
 class MultilabelHead(Head):
     type = "multilabel"
 
     def item_targets(self, items):
+        from tasks.format import FormatError
+
         index = {l: i for i, l in enumerate(self.labels)}
         y = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         for n, it in enumerate(items):
             tags = it.target if isinstance(it.target, (list, tuple)) else [it.target]
             for t in tags:
                 if t not in index:
-                    raise ValueError(f"item {it.id!r}: tag {t!r} is not in the task labels")
+                    raise FormatError(f"item {it.id!r}: tag {t!r} is not in the task labels "
+                                      f"({len(self.labels)} tags, e.g. {self.labels[:5]})")
                 y[n, index[t]] = 1.0
         return y
+
+    #: a tag is predicted when its probability is at least this
+    TAG_THRESHOLD = 0.5
+
+    def decode(self, rows, data, choices=None, top=None):
+        """``{"prediction": [tags with probability >= 0.5, most probable first], "scores": {tag: probability}}``
+        per item (the mean logit of its windows through a sigmoid; several probes: the probabilities averaged).
+        ``scores`` holds every tag: the metrics (ROC-AUC, AP) rank the items by them."""
+        p = _sigmoid(self.unit_outputs(rows, data).astype(np.float64)).mean(0)
+        out = []
+        for i in range(p.shape[0]):
+            order = np.argsort(-p[i], kind="stable")
+            out.append({"prediction": [self.labels[j] for j in order if p[i, j] >= self.TAG_THRESHOLD],
+                        "scores": {self.labels[j]: float(p[i, j]) for j in order}})
+        return out
+
+    def target_json(self, target):
+        return [self.labels[j] for j in np.nonzero(np.asarray(target))[0]]
 
     def loss(self, out, y):
         import torch.nn.functional as F
@@ -315,6 +540,29 @@ class RegressionHead(Head):
     def set_train_stats(self, y_items: np.ndarray):
         self.mean = y_items.mean(0)
         self.std = y_items.std(0) + 1e-8
+
+    def head_state(self):
+        """The train targets' mean and std (the probe predicts standardised targets)."""
+        return {"target_mean": [float(v) for v in self.mean], "target_std": [float(v) for v in self.std]}
+
+    def load_state(self, state):
+        self.mean = np.asarray(state["target_mean"], dtype=np.float32)
+        self.std = np.asarray(state["target_std"], dtype=np.float32)
+
+    def decode(self, rows, data, choices=None, top=None):
+        """``{"prediction": {dimension: value}}`` per item (e.g. arousal and valence): the mean output of its
+        windows, de-standardised with the train targets' statistics (several probes: averaged)."""
+        v = (self.unit_outputs(rows, data) * self.std + self.mean).mean(0)
+        return [{"prediction": {self.labels[j]: float(v[i, j]) for j in range(len(self.labels))}}
+                for i in range(v.shape[0])]
+
+    def unit_score(self, pred, target):
+        """The squared error per dimension (the terms of R2's residual sum of squares)."""
+        t = np.asarray(target, dtype=np.float64)
+        return {"score": {l: float((pred["prediction"][l] - t[j]) ** 2) for j, l in enumerate(self.labels)}}
+
+    def target_json(self, target):
+        return {l: float(v) for l, v in zip(self.labels, np.asarray(target).tolist())}
 
     def row_targets(self, y_items, feats):
         import torch
@@ -486,6 +734,62 @@ class BeatHead(Head):
         frames = BEAT_TRACKERS[str(self.cfg.beat.tracker)](a, frame_rate, self.cfg.beat, downbeat)
         frames = np.asarray(frames, dtype=float)
         return np.unique(np.interp(frames, np.arange(len(t)), t)) if len(frames) else np.zeros(0)
+
+    def head_config(self):
+        from omegaconf import OmegaConf
+
+        beat = self.cfg.beat
+        return {"beat": OmegaConf.to_container(beat, resolve=True) if OmegaConf.is_config(beat) else dict(beat)}
+
+    def head_state(self):
+        return {"with_downbeats": bool(self.with_downbeats)}
+
+    def load_state(self, state):
+        self.with_downbeats = bool(state.get("with_downbeats", False))
+
+    def decode(self, rows, data, choices=None, top=None):
+        """``{"prediction": [beat times, s], "downbeats": [times] (with a downbeat output), "tempo_bpm": bpm}`` per
+        track: the activation (several probes: their mean activation; one: exactly :meth:`activations`') decoded by
+        ``beat.tracker``; times in seconds from the track's start."""
+        from benchmark.metrics import tempo_of
+
+        rows = np.asarray(rows, dtype=np.float32)
+        fr = data["frame_rate"]
+        out = []
+        by_item = _time_ordered_rows(data)
+        times = data["feats"].times
+        for u in data["unit_items"]:
+            r = by_item[u[0]]
+            t = times[r]
+            act = np.mean([1 / (1 + np.exp(-rows[s][r])) for s in range(len(rows))], axis=0)  # [rows, channels]
+            beats = self.track(t, act[:, 0], fr)
+            pred = {"prediction": [float(b) for b in beats]}
+            if rows.shape[2] > 1:
+                pred["downbeats"] = [float(b) for b in self.track(t, act[:, 1], fr, downbeat=True)]
+            tempo = tempo_of(beats)
+            pred["tempo_bpm"] = tempo if tempo == tempo else None
+            out.append(pred)
+        return out
+
+    def unit_score(self, pred, target):
+        """The track's beat F-measure (``mir_eval.beat.f_measure``, 0.07 s), and its hits, estimated and reference
+        beats: what beat F, pooled over tracks, sums."""
+        import mir_eval
+
+        from benchmark.metrics import BEAT_WINDOW_S
+
+        ref = np.asarray(target["beats"], dtype=np.float64)
+        est = np.asarray(pred["prediction"], dtype=np.float64)
+        ok = len(ref) and len(est)
+        hits = len(mir_eval.util.match_events(ref, est, BEAT_WINDOW_S)) if ok else 0
+        f = float(mir_eval.beat.f_measure(ref, est, BEAT_WINDOW_S)) if ok else 0.0
+        return {"score": f, "hits": int(hits), "estimated": int(len(est)), "reference": int(len(ref))}
+
+    def target_json(self, target):
+        out = {"beats": [float(b) for b in target["beats"]]}
+        if target.get("downbeats") is not None:
+            out["downbeats"] = [float(b) for b in target["downbeats"]]
+        return out
 
     def scores(self, row_out, data):
         """beat F (main) and the other beat metrics; with a downbeat output, downbeat F; tempo from the decoded

@@ -5,8 +5,9 @@ steps, and ``python -m benchmark`` picks the driver (benchmark/commands.py).
     plan_task        config (checked), prepared folder (benchmark.data), result path and identity
     existing_result  the result that makes the run unnecessary (per --overwrite), or None
     extract_task     every split's features, from the cache or the model (benchmark.features)
-    probe_task       the probes (benchmark.probes / benchmark.separation) and the result record
-    finish_task      the record checked and written (benchmark.results), logged
+    probe_task       the probes (benchmark.probes / benchmark.separation) and the result record, with the chosen
+                     probe and its test predictions as files to write beside it (benchmark.artefacts)
+    finish_task      the record checked and written with those files (benchmark.results), logged
     run_task         the four in a row, for one process
 
 Overwrite strategies (``--overwrite``) for an existing result file of the same (representation + revision,
@@ -280,6 +281,14 @@ def probe_task(plan: TaskPlan, rep, log, feats: dict, timing: dict, started: flo
         probe = run_separation(spec, labels, feats, plan.folder, cfg, rep, log)
     else:
         probe = run_probes(spec, labels, feats, cfg, rep, log)
+    trained = probe.pop("_trained", None)
+    files = None
+    if trained is not None:  # the chosen probe and its test predictions, files beside the result
+        from benchmark.artefacts import sweep_artefacts
+
+        files = sweep_artefacts(trained, spec, rep, cfg, {
+            "source": plan.source, "source_version": meta.get("source_version"), "config_hash": plan.chash,
+            "result": plan.path.name})
     probe_s = time.time() - tp
     from benchmark.results import ResultRecord, representation_section, task_section
 
@@ -295,9 +304,12 @@ def probe_task(plan: TaskPlan, rep, log, feats: dict, timing: dict, started: flo
     timings = {"extract_s": round(float(timing["extract_s"]), 3), "probe_s": round(probe_s, 3),
                "total_s": round(time.time() - started, 3), "model_calls": int(timing["model_calls"]),
                **({"world_size": int(timing["world_size"])} if "world_size" in timing else {})}
-    return ResultRecord(representation=representation_section(rep), task=task_section(spec), data=data,
-                        config=plan.cfg_d, config_hash=plan.chash, environment=environment(), skipped=skipped,
-                        timings=timings, **probe).to_dict()
+    record = ResultRecord(representation=representation_section(rep), task=task_section(spec), data=data,
+                          config=plan.cfg_d, config_hash=plan.chash, environment=environment(), skipped=skipped,
+                          timings=timings, artefacts=files.section(plan.path) if files else None, **probe).to_dict()
+    if files is not None:
+        record["_artefacts"] = files  # written by save_result, before the record (never into its JSON)
+    return record
 
 
 def finish_task(plan: TaskPlan, record: dict, opts: RunOptions, log, write: bool = True) -> dict:
@@ -348,16 +360,27 @@ def check_record(record: dict, path: Path) -> None:
 
 
 def save_result(path: Path, record: dict, results_dir) -> Path:
-    """Write a result; when the disk is full or the folder turned read-only, the computed record is not lost:
-    it is saved where it can be (benchmark.results.save_unsaved) and the error says where; the next run with
-    the same config puts it in place instead of computing it again."""
+    """Write a result, and first the files it references (its ``_artefacts``: the trained probe and the test
+    predictions, benchmark.artefacts), each atomically; ``_artefacts`` is removed from ``record``. When the disk is
+    full or the folder turned read-only, the computed record (and its files) is not lost: it is saved where it can
+    be (benchmark.results.save_unsaved) and the error says where; the next run with the same config puts it in
+    place instead of computing it again."""
     from benchmark.results import save_unsaved, write_result
 
+    files = record.pop("_artefacts", None)
+    written: list[Path] = []
     try:
+        if files is not None:
+            files.write(path, written)
         write_result(path, record)
         return path
     except OSError as e:
-        kept = save_unsaved(path, results_dir, record)
+        for w in written:  # files the record could not be written beside: they would refer to nothing
+            try:
+                w.unlink()
+            except OSError:
+                pass
+        kept = save_unsaved(path, results_dir, record, files)
         where = (f"the record was saved to {kept}; the next run of this task puts it in place once {path.parent} "
                  "can be written (or move it there yourself)") if kept else \
             "the record could not be saved anywhere and was printed to stderr above"
@@ -383,13 +406,15 @@ def probe_inputs(spec, labels, feats, cfg, rep):
 
 
 def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
+    """The probe sweep of a task and its result fields; ``"_trained"`` (popped by probe_task) holds the head, the
+    sweep (with its members' states), the chosen row and the prepared test split, for the stored probe."""
     from benchmark.probes import summarize, train_sweep
 
     head, (train, valid, test), layers = probe_inputs(spec, labels, feats, cfg, rep)
     seeds = list(range(int(cfg.probe.seeds)))
     res = train_sweep(head, train, valid, test, cfg.probe, layers, seeds, cfg.features.device, log,
                       epoch_callback=lambda seed, ep, sc, mem: log.epoch(spec.name, seed, ep, sc, mem),
-                      precision=cfg.features.precision)  # resolved by resolved_config
+                      precision=cfg.features.precision, keep_states=True)  # precision resolved by resolved_config
     summ = summarize(res, spec)
     ch = summ["chosen"]
     return {
@@ -402,6 +427,7 @@ def run_probes(spec, labels, feats, cfg, rep, log) -> dict:
         "epochs_run": res.epochs_run,
         "layer_weights": res.layer_weights,
         "probe": {"members": len(res.members), "seconds": round(res.seconds, 3)},
+        "_trained": {"head": head, "res": res, "chosen": ch, "test": test},
     }
 
 

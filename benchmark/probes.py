@@ -32,6 +32,11 @@ at the end like every other member's (its grid row says ``pruned_at_epoch``); se
 best mean validation main score of the best states), so a pruned member can only be chosen if nothing that
 went on beat the score it had when it was pruned.
 
+Trained probes (``keep_states``, on by default): every member's best-validation state is kept per seed (weights
+in float16 on the CPU, the layer mixing in float32) with the train standardisation, so the chosen probe can be
+stored and applied again without the training data (benchmark.artefacts); :func:`chosen_index` says which member
+was chosen.
+
 Precision (``precision="bf16"``, from ``features.precision`` resolved for the run's device: bf16 on a CUDA GPU
 that supports it by default, fp32 on the CPU): the member forward passes run under
 ``torch.autocast(bfloat16)``; parameters, Adam state, the standardisation and the losses stay float32 (outputs
@@ -69,6 +74,14 @@ class SweepResult:
     seconds: float = 0.0
     pruned_at: list[list[int | None]] = field(default_factory=list)  # [seed][member]: epochs done when pruned
     member_epochs: list[int] = field(default_factory=list)           # per seed: epochs trained, summed over members
+    # keep_states: per seed, every member's best-validation parameters (W1 [M, D, H], b1 [M, 1, H], W2 [M, H, C],
+    # b2 [M, 1, C] float16, cpu) and its layer mixing row (``mixing`` [M, L] float32: one-hot, or the softmax
+    # weights of a weighted member)
+    states: list[dict] = field(default_factory=list)
+    # per seed: what the head chose on validation for each member (Head.member_choices), or None
+    choices: list[list[dict] | None] = field(default_factory=list)
+    layers: list[int] = field(default_factory=list)                  # the probed layers (the mixing's columns)
+    standardizer: dict = field(default_factory=dict)                 # "mean", "inv" [L, D] float32 (cpu)
 
 
 class Standardizer:
@@ -387,21 +400,36 @@ class _SeedRun:
 
 
 def train_sweep(head, train: dict, valid: dict, test: dict | None, pcfg, layers: list[int], seeds: list[int],
-                device: str = "cpu", log=None, epoch_callback=None, precision: str = "fp32") -> SweepResult:
+                device: str = "cpu", log=None, epoch_callback=None, precision: str = "fp32",
+                keep_states: bool = True) -> SweepResult:
     """Train every (layer, lr) member for each seed; score each member's best-validation state.
 
-    ``precision``: "fp32" or "bf16" (autocast of the forward passes; see the module doc)."""
+    ``precision``: "fp32" or "bf16" (autocast of the forward passes; see the module doc). ``keep_states``: keep
+    every member's best-validation state per seed in the result (float16 weights on the CPU: half the memory of
+    the float32 states the sweep holds anyway, per seed), and the train standardisation, so that the chosen
+    probe can be stored (benchmark.artefacts)."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"train_sweep: precision {precision!r}; use 'fp32' or 'bf16' (resolve features.precision "
                          "with benchmark.precision.resolve_precision)")
     t0 = time.time()
     sweep = _setup_sweep(head, train, valid, test, pcfg, layers, device, precision, log, epoch_callback)
-    res = SweepResult(members=sweep.members, seeds=list(seeds), valid=[], test=[], best_epoch=[], epochs_run=[])
+    res = SweepResult(members=sweep.members, seeds=list(seeds), valid=[], test=[], best_epoch=[], epochs_run=[],
+                      layers=list(layers))
+    if keep_states:
+        res.standardizer = {"mean": sweep.std.mean.detach().cpu().clone(), "inv": sweep.std.inv.detach().cpu().clone()}
     for seed in seeds:
         run = _train_seed(sweep, seed)
-        _record_seed(sweep, run, res)
+        _record_seed(sweep, run, res, keep_states)
     res.seconds = time.time() - t0
     return res
+
+
+def chosen_index(res: SweepResult, chosen: dict) -> int:
+    """The member index of the configuration :func:`summarize` chose (its ``chosen`` row)."""
+    for i, m in enumerate(res.members):
+        if m.layer_key == chosen["layer"] and m.lr == chosen["lr"]:
+            return i
+    raise KeyError(f"no member of the sweep has layer {chosen['layer']!r} and lr {chosen['lr']!r}")
 
 
 def weighted_positions(layers: list[int], mode: str) -> list[bool] | None:
@@ -616,8 +644,9 @@ def _drop_finished_members(sweep: _Sweep, run: _SeedRun) -> None:
     run.alive = run.alive[keep]
 
 
-def _record_seed(sweep: _Sweep, run: _SeedRun, res: SweepResult) -> None:
-    """Score every member's best-validation state on validation and test and append the seed's rows to res."""
+def _record_seed(sweep: _Sweep, run: _SeedRun, res: SweepResult, keep_states: bool = False) -> None:
+    """Score every member's best-validation state on validation and test and append the seed's rows to res
+    (with ``keep_states``, the states too: see :class:`SweepResult`)."""
     import torch
 
     members = sweep.members
@@ -627,7 +656,13 @@ def _record_seed(sweep: _Sweep, run: _SeedRun, res: SweepResult) -> None:
     res.member_epochs.append(int(run.member_epochs))
     if sweep.halving is not None:
         res.pruned_at.append(run.pruned_at)
+    if keep_states:
+        with torch.no_grad():
+            state = {k: model.params[k].detach().to("cpu", torch.float16).clone() for k in ("W1", "b1", "W2", "b2")}
+            state["mixing"] = model.mixing().detach().to("cpu", torch.float32).clone()
+        res.states.append(state)
     res.valid.append(_final_scores(sweep.head, model, sweep.std, sweep.valid, sweep.device, sweep.precision))
+    res.choices.append(sweep.head.member_choices() if hasattr(sweep.head, "member_choices") else None)
     res.test.append(_final_scores(sweep.head, model, sweep.std, sweep.test, sweep.device, sweep.precision)
                     if sweep.test is not None else [{} for _ in members])
     wi = [i for i, m in enumerate(members) if m.layer is None]

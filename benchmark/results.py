@@ -20,6 +20,12 @@ A result that cannot be written (disk full, folder turned read-only) is not lost
 under ``$MERT_BENCH_HOME/unsaved-results/`` (or the system's temporary folder, or as JSON on stderr), and
 :func:`adopt_unsaved` puts it in place on the next run of the same task and config instead of computing it
 again. A damaged result file (not JSON, not a record) is a :class:`ResultError` naming it.
+
+Trained probes and per-item test predictions are files beside a result (benchmark.artefacts), referenced from its
+``artefacts`` section; a stored probe scored on another source's test split (``python -m benchmark evaluate``) is a
+result of its own under the source ``train=<train source>+test=<test source>`` (its own folder and leaderboard
+table), with an ``evaluation`` section saying which probe it scored. Both sections are optional: results written
+before them load and hash as they did.
 """
 from __future__ import annotations
 
@@ -70,6 +76,8 @@ class ResultRecord:
     epochs_run: list[int] | None = None
     layer_weights: list[list[float]] | None = None  # the weighted-sum member's softmax weights per seed
     probe: dict[str, Any] | None = None             # members, seconds
+    artefacts: dict[str, Any] | None = None         # files beside the result: probe, predictions (benchmark.artefacts)
+    evaluation: dict[str, Any] | None = None        # a stored probe scored on another source: which one (evaluate)
     created: str = field(default_factory=_now)
     schema: int = RESULT_SCHEMA
 
@@ -87,9 +95,18 @@ def identity_of(record: dict[str, Any]) -> dict[str, Any]:
     benchmark.pipeline.plan_task's identity): representation and weights, task and version, data source, its
     version, ``--limit`` and (for data other than the embedded corpus) the digest of its items."""
     rep, data = record["representation"], record["data"]
-    return {"representation": rep["name"], "identity": rep["identity"], "task": record["task"]["key"],
-            "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit"),
-            **({"items": data["items_digest"]} if data.get("items_digest") else {})}
+    out = {"representation": rep["name"], "identity": rep["identity"], "task": record["task"]["key"],
+           "source": data["source"], "source_version": data.get("source_version"), "limit": data.get("limit"),
+           **({"items": data["items_digest"]} if data.get("items_digest") else {})}
+    if data.get("train_source"):  # an evaluation of a stored probe: which probe, trained on which source
+        out.update(evaluation_identity(data["train_source"], record["evaluation"]["probe_sha256"]))
+    return out
+
+
+def evaluation_identity(train_source: str, probe_sha256: str) -> dict[str, Any]:
+    """What an evaluation's identity adds to a run's: the probe's data source and the probe file's sha256 (a
+    probe trained again is another probe, scored again)."""
+    return {"train_source": train_source, "probe": probe_sha256}
 
 
 def representation_section(rep) -> dict[str, Any]:
@@ -136,6 +153,8 @@ def write_result(path, record: "dict | ResultRecord") -> None:
 
     if isinstance(record, ResultRecord):
         record = record.to_dict()
+    # keys starting with "_" live in memory only (the leaderboard's "_path", the artefacts on their way to disk)
+    record = {k: v for k, v in record.items() if not k.startswith("_")}
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise ValueError(f"result record lacks {missing}")
@@ -210,17 +229,48 @@ def _unsaved_paths(path, results_dir) -> list[Path]:
             Path(tempfile.gettempdir()) / "mert-bench-unsaved-results" / key / rel]
 
 
-def save_unsaved(path, results_dir, record: dict) -> Path | None:
-    """Keep a record whose write to ``path`` failed: the first of :func:`_unsaved_paths` that takes it, else
-    the JSON on stderr (None)."""
+def save_unsaved(path, results_dir, record: dict, files=None) -> Path | None:
+    """Keep a record whose write to ``path`` failed: the first of :func:`_unsaved_paths` that takes it (with its
+    artefact ``files``, benchmark.artefacts.ArtefactFiles, beside it), else the JSON on stderr (None; without the
+    artefacts, which cannot be kept there)."""
     for cand in _unsaved_paths(path, results_dir):
         try:
+            if files is not None:
+                files.write(cand)
             write_result(cand, record)
             return cand
         except OSError:
             continue
+    record = {k: v for k, v in record.items() if k != "artefacts" and not k.startswith("_")}
     print(json.dumps(record, sort_keys=True, default=_jsonable), file=sys.stderr)
     return None
+
+
+def _move_artefacts(rec: dict, kept: Path, path: Path) -> list[Path]:
+    """Copy the artefact files ``rec`` references from beside ``kept`` to beside ``path`` (atomically); the kept
+    copies, to remove once the record is in place. A kept file missing or not matching its sha256 is dropped from
+    the record's references (with a warning): the record stays usable, the probe must be trained again."""
+    import hashlib
+
+    from tasks.format import atomic_write_bytes
+
+    moved = []
+    for what, info in list((rec.get("artefacts") or {}).items()):
+        src = kept.with_name(info["file"])
+        try:
+            data = src.read_bytes()
+        except OSError:
+            data = None
+        if data is None or hashlib.sha256(data).hexdigest() != info.get("sha256"):
+            print(f"warning: {src}: the kept {what} file is missing or damaged; {path} is put in place without it "
+                  "(run the task with --overwrite always to make it again)", file=sys.stderr)
+            del rec["artefacts"][what]
+            continue
+        atomic_write_bytes(path.with_name(info["file"]), data)
+        moved.append(src)
+    if rec.get("artefacts") == {}:
+        del rec["artefacts"]
+    return moved
 
 
 def adopt_unsaved(path, results_dir, config_hash: str) -> dict | None:
@@ -236,11 +286,14 @@ def adopt_unsaved(path, results_dir, config_hash: str) -> dict | None:
         if rec.get("config_hash") != config_hash:
             continue
         try:
+            moved = _move_artefacts(rec, cand, Path(path))
             write_result(path, rec)
         except OSError as e:
             print(f"warning: {path}: still cannot write it ({e.strerror or e}); using the record kept in {cand}",
                   file=sys.stderr)
             return rec
+        for m in moved:
+            m.unlink()
         cand.unlink()
         print(f"warning: {path}: put in place from {cand}, where a run whose write failed had kept it",
               file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.format import Item
+from tasks.key import ENHARMONIC, normalise_key as _normalise_key  # noqa: F401 - ENHARMONIC: the shared respelling table
 from tasks.real.download import Asset
 from tasks.real.folders import DatasetMissing, MetadataError, name_index, compare_with_published, find_named
 from tasks.real.validation import Entry, Listing
@@ -33,7 +34,6 @@ READER_VERSION = 1  # the tail option is in the prepared folder's options and it
 OPTIONS = {"key": {"tail": ("drop", "window")}}
 CLIP_S = 30.0
 EXPECTED = {"train": 923, "valid": 236, "test": 604}
-ENHARMONIC = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
 _RATIOS = ["train"] * 100 + ["valid"] * 16
 SPLIT_FILE = Path(__file__).resolve().parents[1] / "splits" / "giantsteps_key_v1.tsv"
 
@@ -116,10 +116,13 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def normalise_key(text: str) -> str:
-    """'D# minor' / 'd# minor' / 'Eb minor' -> 'Eb minor'."""
-    tonic, scale = text.split()
-    tonic = tonic[0].upper() + tonic[1:]
-    return f"{ENHARMONIC.get(tonic, tonic)} {scale.lower()}"
+    """'D# minor' / 'd# minor' / 'Eb minor' -> 'Eb minor' (tasks.key.normalise_key, the respelling every source
+    shares). Text that is none of the 24 keys (another mode, no mode) is returned stripped, so that the listing
+    reports the file as unlabelled ("not one of the 24 keys") instead of failing the whole dataset."""
+    try:
+        return _normalise_key(text)
+    except ValueError:
+        return str(text).strip()
 
 
 def train_valid_tracks(annotations: list[dict[str, str]], metadata: list[dict[str, str]]) -> dict[str, tuple[str, str]]:
