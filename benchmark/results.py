@@ -328,6 +328,11 @@ def leaderboard_rows(results: list[dict]) -> tuple[list[str], list[dict[str, Any
         if len(r.get("seeds") or ()) > 1:  # the spread over probe seeds, shown in the markdown table
             row.setdefault("_spread", {})[col] = (display(r["scores"].get("main_std", 0.0), r["task"]["type"]),
                                                   len(r["seeds"]))
+        row.setdefault("_seeds", {})[col] = (display(r["scores"]["main"], r["task"]["type"]),
+                                             display(r["scores"].get("main_std", 0.0), r["task"]["type"]),
+                                             len(r.get("seeds") or ()) or 1)
+    for drawn in random_draw_rows(list(rows.values())):
+        rows[(drawn["data"], drawn["representation"], drawn["revision"])] = drawn
     # the average counts each task at its newest version only: a row whose task has a newer version elsewhere
     # keeps the old cell on display but is averaged over fewer tasks (``n_tasks`` says how many)
     newest = {}
@@ -343,6 +348,60 @@ def leaderboard_rows(results: list[dict]) -> tuple[list[str], list[dict[str, Any
                                                     -r["average"] if not math.isnan(r["average"]) else 0,
                                                     r["representation"]))
     return col_names, ordered
+
+
+def random_draw(name: str) -> tuple[str, int] | None:
+    """``random:PRESET[:SEED][+POOLING]`` -> (``random:PRESET[+POOLING]``, the init seed; 0 when none is named),
+    the group a draw belongs to; None for any other name (benchmark.registry: one random network is one draw)."""
+    base, plus, pooling = str(name).partition("+")
+    parts = base.split(":")
+    if parts[0] != "random" or len(parts) not in (2, 3) or not parts[1]:
+        return None
+    if len(parts) == 3 and not parts[2].isdigit():
+        return None
+    return f"random:{parts[1]}{plus}{pooling}", int(parts[2]) if len(parts) == 3 else 0
+
+
+def _seed_list(seeds: list[int]) -> str:
+    """[0, 1, 2] -> "0-2"; [0, 2, 5] -> "0,2,5"."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(str(s) for s in seeds)
+
+
+def random_draw_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per data source and random preset with results from two or more init draws
+    (``random:mert-mini``, ``random:mert-mini:1``, ``:2``): ``random:mert-mini:0-2``, whose cell per task is the
+    mean over the draws of each draw's mean over probe seeds, shown with the standard deviation over every (draw,
+    probe seed) score (``a ± s (draws x seeds)``), only where every draw has the task. "Beats random" is then
+    measured against the distribution of random networks, not against one draw. The draws keep their own rows."""
+    groups: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+    for row in rows:
+        drawn = random_draw(row["representation"])
+        if drawn is not None:
+            groups.setdefault((row["data"], drawn[0]), []).append((drawn[1], row))
+    out = []
+    for (source, name), members in sorted(groups.items()):
+        seeds = sorted({s for s, _ in members})
+        if len(seeds) < 2 or len(seeds) != len(members):  # one draw, or two revisions of one draw: no mean
+            continue
+        base, plus, pooling = name.partition("+")
+        row: dict[str, Any] = {"data": source, "representation": f"{base}:{_seed_list(seeds)}{plus}{pooling}",
+                               "revision": f"{len(seeds)} draws", "_draws": [r["representation"] for _, r in members]}
+        cols = set.intersection(*(set(r.get("_seeds", {})) for _, r in members))
+        for col in sorted(cols):
+            stats = [r["_seeds"][col] for _, r in members]  # per draw: (mean, population std, n) over probe seeds
+            mean = sum(m for m, _, _ in stats) / len(stats)
+            total = sum(k for _, _, k in stats)
+            # every (draw, seed) score about that mean: a draw's seeds add n (sd^2 + (m - mean)^2)
+            var = sum(k * (sd ** 2 + (m - mean) ** 2) for m, sd, k in stats) / total
+            counts = {k for _, _, k in stats}
+            row[col] = mean
+            row.setdefault("_spread", {})[col] = (math.sqrt(var), f"{len(stats)}x{stats[0][2]}" if len(counts) == 1
+                                                  else str(total))
+        out.append(row)
+    return out
 
 
 def leaderboard_csv(col_names, rows) -> str:

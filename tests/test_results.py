@@ -134,3 +134,35 @@ def test_every_committed_result_fits_the_record_type_and_recomputes_to_its_hash(
             for k in keys:
                 today[section].pop(k, None)  # results written since the retirement do not hold it
         assert config_hash({"config": today, **identity_of(r)}) == r["config_hash"]
+
+
+def test_random_draws_row_pools_the_draws_and_their_probe_seeds(tmp_path):
+    """random:P, random:P:1 and random:P:2 give a row random:P:0-2: per task the mean of the draws' means, the
+    spread over every (draw, seed) score; a task one draw lacks has no cell; the draws keep their rows."""
+    draws = {"random:mini": (0.50, 0.01), "random:mini:1": (0.60, 0.02), "random:mini:2": (0.70, 0.0)}
+    for name, (main, std) in draws.items():
+        r = record(rep=name, task="genre", ttype="multiclass", main=main)
+        r["seeds"], r["scores"]["main_std"] = [0, 1, 2], std
+        _write(tmp_path, r)
+    _write(tmp_path, record(rep="random:mini:1", task="key", main=0.3))  # one draw only: no pooled cell
+    _write(tmp_path, record(rep="random:other", task="genre", ttype="multiclass", main=0.1))  # one draw: no row
+    write_leaderboards(tmp_path, plots=False)
+    by = {r["representation"]: r for r in csv.DictReader((tmp_path / "leaderboard.csv").open())}
+    assert set(by) == {*draws, "random:other", "random:mini:0-2"}
+    pooled = by["random:mini:0-2"]
+    assert float(pooled["genre@v1"]) == pytest.approx(60.0) and pooled["key@v1"] == ""
+    assert pooled["revision"] == "3 draws" and pooled["n_tasks"] == "1"
+    # the 9 scores' population std: within-draw variances and the draws' spread about 60
+    import math
+    want = math.sqrt((1.0 ** 2 + 2.0 ** 2 + 0.0 + 10.0 ** 2 + 0.0 + 10.0 ** 2) / 3)
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert f"| random:mini:0-2 (3 draws) |" in md and f"60.0 ± {want:.1f} (3x3)" in md
+
+
+def test_random_draw_names():
+    from benchmark.results import random_draw
+
+    assert random_draw("random:mert-mini") == ("random:mert-mini", 0)
+    assert random_draw("random:mert-mini:2") == ("random:mert-mini", 2)
+    assert random_draw("random:mert-mini:1+mean_std") == ("random:mert-mini+mean_std", 1)
+    assert random_draw("mert-mini") is None and random_draw("random:x:y") is None
