@@ -4,6 +4,8 @@
 * ``kmeans-mfcc``: MiniBatchKMeans clusters of MFCC (+ deltas) frames (HuBERT's first iteration).
 * ``kmeans-logmel-chroma``: MiniBatchKMeans clusters of log-mel + chroma frames (MERT-v0).
 * ``kmeans-mfcc+logmel-chroma``: both of the above as two codebooks (timbre and pitch-class targets).
+* ``kmeans-layer`` (:mod:`mert.teachers.kmeans_layer`): MiniBatchKMeans clusters of one layer of a trained model
+  (``--model SOURCE --layer L``; HuBERT's second iteration), resampled to the 75 Hz label frames.
 * ``cqt`` (:mod:`mert.teachers.cqt`): the CQT regression target, computed on the fly on the training device.
 
 Offline labels are stored by :mod:`mert.teachers.storage` (int16 codes + offsets in ``.npy`` shards, a
@@ -20,7 +22,7 @@ HOP = 320
 RECEPTIVE_FIELD = 400
 FRAME_RATE = SAMPLE_RATE / HOP  # 75.0
 
-TEACHERS = ("encodec", "kmeans-mfcc", "kmeans-logmel-chroma", "kmeans-mfcc+logmel-chroma")
+TEACHERS = ("encodec", "kmeans-mfcc", "kmeans-logmel-chroma", "kmeans-mfcc+logmel-chroma", "kmeans-layer")
 
 
 def num_frames(num_samples: int) -> int:

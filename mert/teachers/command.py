@@ -2,6 +2,7 @@
 
     python -m mert labels --teacher encodec --audio music/ --out labels/encodec
     python -m mert labels --teacher kmeans-mfcc --audio music/ --out labels/mfcc --clusters 100
+    python -m mert labels --teacher kmeans-layer --model mert-mini --layer 3 --audio music/ --out labels/iter2
 
 Audio files (anything soundfile reads) under --audio are listed in sorted order, decoded to 24 kHz mono and
 labelled shard by shard (--shard-size files each). Each shard is written atomically with a done marker; a
@@ -11,7 +12,9 @@ be used (missing, unreadable, no samples) are skipped by the k-means fit and the
 listed under "skipped" in the shard markers and ``labels.json``. ``labels.json`` records the teacher, its
 settings, the label frame rate (75 Hz) and every file; ``mert pretrain`` reads it. Large collections can be
 split over processes or machines sharing the output folder: ``--num-jobs N --job-index i`` (job 0 fits k-means
-first).
+first). ``kmeans-layer`` (HuBERT's second iteration, :mod:`mert.teachers.kmeans_layer`) clusters layer
+``--layer`` of the model ``--model`` (extracted as the benchmark extracts frame-level features, in chunks of
+``--chunk-seconds``), with everything else as for the other k-means teachers.
 """
 from __future__ import annotations
 
@@ -47,10 +50,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=256, help="files per shard (default 256)")
     p.add_argument("--weights", type=Path, default=None,
                    help=f"EnCodec checkpoint (default: $TORCH_HOME/hub/checkpoints/encodec_24khz-d7cc33bc.th)")
-    p.add_argument("--device", default="cpu", help="device for EnCodec (cpu, cuda)")
+    p.add_argument("--device", default="cpu", help="device for EnCodec or the kmeans-layer model (cpu, cuda)")
     p.add_argument("--clusters", type=int, default=None,
                    help="k-means clusters per codebook (default 100 MFCC, 500 log-mel+chroma, 100 each for "
-                        "mfcc+logmel-chroma)")
+                        "mfcc+logmel-chroma, 500 kmeans-layer)")
+    p.add_argument("--model", default=None,
+                   help="kmeans-layer: the model whose layer is clustered: anything mert.load_model loads (mert-mini, "
+                        "m-a-p/MERT-v1-95M, an exported folder, a checkpoint .pt), random:PRESET[:SEED], or "
+                        "pkg.module:factory returning a benchmark representation")
+    p.add_argument("--layer", type=int, default=None,
+                   help="kmeans-layer: the layer, in the benchmark's numbers (0 = input to the first transformer "
+                        "layer, i = output of layer i); mert-mini: 3 (see mert/teachers/kmeans_layer.py)")
+    p.add_argument("--chunk-seconds", type=float, default=30.0,
+                   help="kmeans-layer: longer audio goes through the model in chunks of at most this (the "
+                        "benchmark's features.max_chunk_s)")
+    p.add_argument("--batch-seconds", type=float, default=240.0,
+                   help="kmeans-layer: audio seconds per model batch (the benchmark's features.batch_seconds)")
     p.add_argument("--fit-files", type=int, default=1000, help="k-means: files sampled for fitting")
     p.add_argument("--fit-frames", type=int, default=250_000, help="k-means: frames sampled for fitting")
     p.add_argument("--seed", type=int, default=0)
@@ -91,18 +106,28 @@ class SkippingReader:
             return None
 
 
-def make_teacher(args, files: list[Path], out: Path, encodec_model=None, read=None):
+def make_teacher(args, files: list[Path], out: Path, encodec_model=None, read=None, source=None):
     """The teacher object for ``args.teacher``; k-means is fitted (or its saved fit loaded) here. ``read``:
-    the audio reader for the fit (default: a :class:`SkippingReader` over ``args.audio``)."""
+    the audio reader for the fit (default: a :class:`SkippingReader` over ``args.audio``); ``source``: the
+    kmeans-layer model, already loaded (default: loaded from ``args.model``)."""
     if args.teacher == "encodec":
         from .encodec import EncodecTeacher
 
         return EncodecTeacher(model=encodec_model, weights=args.weights, device=args.device)
     from .kmeans import MULTI, KMeansTeacher, MultiKMeansTeacher
 
-    cls = MultiKMeansTeacher if args.teacher in MULTI else KMeansTeacher
-    t = cls(args.teacher, n_clusters=args.clusters, seed=args.seed, fit_files=args.fit_files,
-            fit_frames=args.fit_frames)
+    if args.teacher == "kmeans-layer":
+        from .kmeans_layer import BATCH_SECONDS, CHUNK_SECONDS, KMeansLayerTeacher
+
+        t = KMeansLayerTeacher(args.model, args.layer, n_clusters=args.clusters, seed=args.seed,
+                               fit_files=args.fit_files, fit_frames=args.fit_frames,
+                               chunk_seconds=getattr(args, "chunk_seconds", CHUNK_SECONDS),
+                               batch_seconds=getattr(args, "batch_seconds", BATCH_SECONDS), device=args.device,
+                               rep=source)
+    else:
+        cls = MultiKMeansTeacher if args.teacher in MULTI else KMeansTeacher
+        t = cls(args.teacher, n_clusters=args.clusters, seed=args.seed, fit_files=args.fit_files,
+                fit_frames=args.fit_frames)
     model_path = out / "kmeans.npz"
     if model_path.exists():
         t.load(model_path)
@@ -152,15 +177,24 @@ def make_labels(args, encodec_model=None) -> Path | None:
     jobs, job = getattr(args, "num_jobs", 1), getattr(args, "job_index", 0)
     if not 0 <= job < jobs:
         raise ValueError(f"--job-index {job} must lie in [0, --num-jobs {jobs})")
+    from .kmeans_layer import check_args
+
+    check_args(args)
     files = list_audio(args.audio)
     out.mkdir(parents=True, exist_ok=True)
     root = Path(args.audio).absolute()  # not resolved: files may be symlinks into other folders
     rel = [f.relative_to(Path(args.audio)).as_posix() for f in files]
     plan_obj = {"teacher": args.teacher, "audio_root": str(root), "files": rel, "shard_size": args.shard_size,
                 "clusters": args.clusters, "seed": args.seed}
+    source = None
+    if args.teacher == "kmeans-layer":  # the model's identity is part of the plan: load it first
+        from .kmeans_layer import load_source, plan_settings
+
+        source = load_source(args.model, args.device)
+        plan_obj.update(plan_settings(args, source))
     check_plan(out, plan_obj, job)
     read = SkippingReader(args.audio)
-    teacher = make_teacher(args, files, out, encodec_model=encodec_model, read=read)
+    teacher = make_teacher(args, files, out, encodec_model=encodec_model, read=read, source=source)
     n_shards = (len(files) + args.shard_size - 1) // args.shard_size
     t0 = time.time()
     for s in range(n_shards):

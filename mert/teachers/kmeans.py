@@ -178,18 +178,23 @@ class KMeansTeacher:
         self.centers, self.mean, self.std = z["centers"], z["mean"], z["std"]
 
     # applying -------------------------------------------------------------------------------------------
-    def label(self, wav: np.ndarray) -> np.ndarray:
-        """[num_frames(n), 1] cluster ids."""
+    def assign(self, f: np.ndarray) -> np.ndarray:
+        """[F] int64 id of the nearest centre of each standardised feature frame of ``f`` [F, dims]."""
         import torch
 
         if self.centers is None:
             raise RuntimeError("k-means teacher used before fit()/load()")
-        f = self.features(wav)
         x = torch.from_numpy(((f - self.mean) / self.std).astype(np.float32))
         c = torch.from_numpy(np.asarray(self.centers, dtype=np.float32))
         ids = [torch.cdist(x[i:i + 8192], c).argmin(1) for i in range(0, len(x), 8192)]
         out = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long)
-        return out.numpy().astype(np.int64)[:, None]
+        return out.numpy().astype(np.int64)
+
+    def label(self, wav: np.ndarray) -> np.ndarray:
+        """[num_frames(n), 1] cluster ids."""
+        if self.centers is None:
+            raise RuntimeError("k-means teacher used before fit()/load()")
+        return self.assign(self.features(wav))[:, None]
 
 
 class MultiKMeansTeacher:
