@@ -12,8 +12,11 @@ predict: every input file (or every audio file below an input folder) is one ite
 (tasks.format), whose features go through a temporary cache; the probe's seeds are applied and their ensemble
 decoded (benchmark.heads ``Head.decode``), and one JSON per input is written to ``--out`` with the task's natural
 output; beat adds ``<name>.beats`` (one beat time in seconds per line) and, when ``jams`` is installed,
-``<name>.jams``. An input that cannot be used (missing, unreadable, empty, silent, too short) is named with the
-reason on stderr and the others go on; the exit status is 1 when any input failed.
+``<name>.jams``. Separation writes each estimated stem as ``<name>.separation/<stem>.wav`` (mono float32 at the
+representation's sample rate, the input's length at that rate; the seeds' magnitude estimates averaged before the
+Wiener filter, benchmark.separation) and the JSON describes them. An input that cannot be used (missing,
+unreadable, empty, silent, too short) is named with the reason on stderr and the others go on; the exit status is 1
+when any input failed.
 
 evaluate: the test split of ``--data`` (``--data-dir``) is scored by the stored probe of ``--train-source``, per
 seed as the sweep scores a member (the validation choices of the stored probe, e.g. the key ensemble), and written
@@ -31,18 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark.artefacts import ProbeError
 from benchmark.errors import RunError
 
 #: what predict reads in a folder (what libsndfile decodes)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 DEFAULT_TRAIN_SOURCE = "embedded-standard"
-
-
-def _unsupported(spec, command: str) -> None:
-    if spec.type == "separation":
-        raise RunError(f"`{command}` is not yet supported for separation (task {spec.name!r}): its probe is not "
-                       "stored yet; `python -m benchmark run --task separation` trains and scores it")
 
 
 # ------------------------------------------------------------------------------------------ finding a probe
@@ -103,9 +102,6 @@ def load_stored_probe(results_dir, source: str, rep, spec, model: str) -> Stored
     from benchmark.pipeline import rep_slug
     from benchmark.results import ResultError, read_result, result_path
 
-    if spec.type == "separation":
-        raise ProbeError(f"task {spec.name!r}: stored probes are not yet supported for separation (its probe is "
-                         "trained and scored by `python -m benchmark run`, not stored)")
     slug = rep_slug(rep)
     path = result_path(results_dir, source, slug, spec)
     if not path.exists():
@@ -198,7 +194,6 @@ def predict(opts: PredictOptions, rep=None, log=None) -> tuple[list[Prediction],
     from tasks import get_task
 
     spec = get_task(opts.task)
-    _unsupported(spec, "predict")
     log = log or RunLogger(quiet=opts.quiet)
     rep = rep or load_representation(opts.model)
     stored = load_stored_probe(opts.results_dir, opts.train_source, rep, spec, opts.model)
@@ -219,6 +214,9 @@ def predict(opts: PredictOptions, rep=None, log=None) -> tuple[list[Prediction],
             if f"input-{i:05d}" in skipped:
                 problems.append(f"{f}: {skipped[f'input-{i:05d}']}; not predicted")
                 print(f"error: {problems[-1]}", file=sys.stderr)
+        if probe.kind == "separation":
+            out = _predict_separation(spec, rep, stored, files, feats, Path(tmp) / "inputs", opts)
+            return out, problems
         head = probe.make_head(spec)
         data = head.prepare_unlabelled(feats)
         data["frame_rate"] = float(probe.features["frame_rate"])
@@ -238,6 +236,49 @@ def predict(opts: PredictOptions, rep=None, log=None) -> tuple[list[Prediction],
                                       for s in range(len(per_seed))]
             out.append(_write_prediction(spec, audio, result, _output_stem(audio, taken, Path(opts.out), spec.name)))
     return out, problems
+
+
+def _predict_separation(spec, rep, stored, files: list[Path], feats, folder: Path, opts: PredictOptions):
+    """Every usable input separated by the stored probe (benchmark.separation.separate_stored: the mean of the seeds'
+    magnitude estimates, then the Wiener filter): ``<out>/<name>.separation/<stem>.wav`` (mono float32 WAV at the
+    representation's sample rate, as long as the input read at that rate; not clipped) and ``<out>/<name>
+    .separation.json`` describing them, each written atomically. Each stem is the mixture through its own Wiener
+    gain against its residual (MARBLE's decoder): the stems need not add up to the mixture."""
+    from benchmark.separation import ENSEMBLE, separate_stored
+
+    probe = stored.probe
+    sr = int(probe.representation["sample_rate"])
+    out, taken = [], set()
+    for tr, est in separate_stored(probe, feats, folder):
+        audio = files[int(tr["index"])]
+        base = _output_stem(audio, taken, Path(opts.out), spec.name)
+        wavs, stems = {}, {}
+        for k, stem in enumerate(probe.labels):
+            wavs[stem] = base / f"{stem}.wav"
+            _write_wav(wavs[stem], est[k], sr)
+            stems[stem] = {"file": str(wavs[stem]), "rms": float(np.sqrt(np.mean(np.square(est[k], dtype=np.float64)))),
+                           "peak": float(np.abs(est[k]).max(initial=0.0))}
+        result = {"file": str(audio), "task": spec.key, "model": rep.name,
+                  "representation": f"{rep.name}@{rep.identity()[:8]}", "probe": str(stored.probe_file),
+                  "train_source": opts.train_source, "seeds": probe.seed_numbers, "seconds": _seconds(audio),
+                  "sample_rate": sr, "samples": int(est.shape[1]), "ensemble": ENSEMBLE,
+                  "wiener_iterations": int(probe.separation_config["wiener_iterations"]),
+                  "prediction": {stem: str(p) for stem, p in wavs.items()}, "stems": stems}
+        out.append(_write_prediction(spec, audio, result, base, list(wavs.values())))
+    return out
+
+
+def _write_wav(path: Path, wav, sr: int) -> None:
+    """A mono float32 WAV (not clipped), atomically."""
+    import io
+
+    import soundfile as sf
+
+    from tasks.format import atomic_write_bytes
+
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(wav, dtype=np.float32), sr, format="WAV", subtype="FLOAT")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _extract_inputs(spec, rep, probe, files: list[Path], tmp: Path, opts: PredictOptions, log):
@@ -277,13 +318,15 @@ def _output_stem(audio: Path, taken: set[str], out: Path, task: str) -> Path:
     return out / f"{stem}.{task}"
 
 
-def _write_prediction(spec, audio: Path, result: dict, base: Path) -> Prediction:
-    """``<base>.json`` with the natural output (and for beat ``<base>.beats``, ``<base>.jams``), atomically."""
+def _write_prediction(spec, audio: Path, result: dict, base: Path, also: list[Path] | None = None) -> Prediction:
+    """``<base>.json`` with the natural output (and for beat ``<base>.beats``, ``<base>.jams``), atomically;
+    ``also``: files already written for it (separation's stems)."""
     from benchmark.artefacts import compact
     from tasks.format import atomic_write_text
 
     written = [base.with_name(base.name + ".json")]
     atomic_write_text(written[0], json.dumps(compact(result), indent=1, ensure_ascii=False) + "\n")
+    written += list(also or [])
     if spec.type == "beat":
         beats = result["prediction"]
         written.append(base.with_name(base.name + ".beats"))
@@ -328,6 +371,8 @@ def summary(spec, result: dict) -> str:
     """A prediction in a few words: 'C major (0.93)', 'rock (0.71)', 'guitar, fast', 'arousal 0.12, valence
     -0.30', '24 beats, 120.0 bpm'."""
     pred = result["prediction"]
+    if spec.type == "separation":
+        return f"{len(pred)} stems ({', '.join(pred)}) in {Path(next(iter(pred.values()))).parent}"
     if spec.type in ("multiclass", "key"):
         return f"{pred} ({result['probabilities'][pred]:.2f})"
     if spec.type == "multilabel":
@@ -352,12 +397,6 @@ def evaluate(opts, train_source: str = DEFAULT_TRAIN_SOURCE, rep=None) -> list[d
     check_folders(opts)
     specs = resolve_tasks(opts.tasks)
     log = RunLogger(quiet=opts.quiet)
-    if "all" in opts.tasks:  # every task that stores its probe
-        if any(s.type == "separation" for s in specs):
-            log("separation skipped: `evaluate` is not yet supported for separation (its probe is not stored yet)")
-        specs = [s for s in specs if s.type != "separation"]
-    for spec in specs:
-        _unsupported(spec, "evaluate")
     rep = rep or load_rep(opts)
     out = [evaluate_task(spec, rep, opts, train_source, log) for spec in specs]
     if opts.leaderboard:
@@ -411,8 +450,6 @@ def evaluate_task(spec, rep, opts, train_source: str, log) -> dict:
     from benchmark.pipeline import environment, existing_result, finish_task
     from benchmark.results import ResultRecord, representation_section, task_section
 
-    import numpy as np
-
     started = time.time()
     stored = load_stored_probe(opts.results_dir, train_source, rep, spec, opts.model)
     probe = stored.probe
@@ -430,22 +467,30 @@ def evaluate_task(spec, rep, opts, train_source: str, log) -> dict:
                           opts.cache_dir, opts.limit, opts.progress, log)
     extract_s = time.time() - t0
     t1 = time.time()
-    head = probe.make_head(spec)
-    data = head.prepare(feats)
-    data["frame_rate"] = float(probe.features["frame_rate"])
-    rows = probe.row_outputs(feats.x)
-    per_seed = seed_scores(head, probe, rows, data, spec)
-    lines = prediction_lines(head, probe, rows, data)
+    if probe.kind == "separation":  # its networks on the test tracks (benchmark.separation), scored as the run does
+        from benchmark.separation import evaluate_stored
+
+        per_seed, lines = evaluate_stored(probe, spec, feats, plan.folder)
+        mean, std = np.nanmean, np.nanstd  # a stem silent in every track is nan (benchmark.separation._result)
+        epochs = {"epochs_run": [max(s["epochs_run"].values()) for s in probe.seeds]}
+    else:
+        head = probe.make_head(spec)
+        data = head.prepare(feats)
+        data["frame_rate"] = float(probe.features["frame_rate"])
+        rows = probe.row_outputs(feats.x)
+        per_seed = seed_scores(head, probe, rows, data, spec)
+        lines = prediction_lines(head, probe, rows, data)
+        mean, std = np.mean, np.std
+        epochs = {"best_epoch": [int(s["best_epoch"]) for s in probe.seeds]}
     apply_s = time.time() - t1
     metrics = [k for k in per_seed[0] if isinstance(per_seed[0][k], (int, float))]
-    test = {k: float(np.mean([s[k] for s in per_seed])) for k in metrics}
-    test_std = {k: float(np.std([s[k] for s in per_seed])) for k in metrics}
+    test = {k: float(mean([s[k] for s in per_seed])) for k in metrics}
+    test_std = {k: float(std([s[k] for s in per_seed])) for k in metrics}
     train_rec = stored.record
     sel = train_rec["selection"]
     chosen = next((r for r in train_rec.get("layers", []) if r["layer"] == sel["layer"] and r["lr"] == sel["lr"]), {})
     row = {"layer": sel["layer"], "lr": sel["lr"], "valid_main": train_rec["scores"]["valid_main"],
-           "valid_main_std": chosen.get("valid_main_std", 0.0), "test": test, "test_std": test_std,
-           "best_epoch": [int(s["best_epoch"]) for s in probe.seeds],
+           "valid_main_std": chosen.get("valid_main_std", 0.0), "test": test, "test_std": test_std, **epochs,
            "test_main_per_seed": [float(s["main"]) for s in per_seed]}
     files = ArtefactFiles()
     files.files["predictions"] = predictions_text(lines).encode("utf-8")

@@ -19,7 +19,7 @@ and in the probe (``task.key``): a probe is only ever applied to the task versio
 
 Probe file format (``format_version`` :data:`PROBE_FORMAT`)::
 
-    format: "mert-bench-probe", format_version: 1, kind: "mlp"   (KINDS; the separation probe will be another)
+    format: "mert-bench-probe", format_version: 1, kind: "mlp"   (KINDS; "separation" below)
     task: {name, version, key, type}, labels: [...]               (the label vocabulary, output order)
     representation: {name, identity, revision, num_layers, dim, sample_rate, frame_rate, pooling, frame_offset_s}
     features: {window, window_s, window_hop_s, pooling, sample_rate, frame_rate, dim, config: {features.*}}
@@ -28,6 +28,26 @@ Probe file format (``format_version`` :data:`PROBE_FORMAT`)::
     layers: [the feature layers the probe reads]; standardizer: {mean, inv} float32 [len(layers), dim]
     head: {config: {the config sections the head reads}, state: {what it learned besides weights}}
     seeds: [{seed, best_epoch, choice, W1 float16 [dim, H], b1 [H], W2 [H, C], b2 [C], mixing float32 [len(layers)]}]
+
+The separation probe (kind ``"separation"``, :class:`SeparationProbe`; benchmark.separation) has the same header
+(``labels``: the stems, ``layers`` and ``standardizer``: the probed layers and their train statistics) and::
+
+    head: {config: {separation: {the run's separation section: n_fft, hop, hidden, num_layers, joint,
+                                 wiener_iterations, spectral_input, layer, lr, ...}},
+           state: {spectral: None, or {mean, inv} float32 [n_fft / 2 + 1] (the spectral input's train statistics)}}
+    seeds: [{seed, epochs_run: {network: epochs}, models: [{name ("joint" or the stem), stems: [the stems it
+             estimates, in output order], best_valid, state: {the network's state_dict}}]}]
+
+A state's learned parameters are float16, but the layer-mixing logits ``mix`` (float32, as the MLP probe's
+``mixing``; so is any tensor float16 cannot hold); its buffers, BatchNorm's running means and variances, stay
+float32: in eval mode BatchNorm computes ``(x - mean) / sqrt(var + 1e-5)``, so a float16 mean is off by up to 5e-4
+of its own size, which is a large shift of ``x`` wherever the mean is large against the standard deviation, and a
+variance below 6e-5 loses digits (below 6e-8 it becomes 0); they are 2 x (2 hidden + stems x bins) values, under 2 %
+of the file. With the embedded corpus's network (one joint 2 x 128 LSTM, STFT 2048) the file is about 1.8 MB; with
+MARBLE's (a 3 x 512 network per stem) about 62 MB per seed. The predictions are one line per (test track, seed):
+``{"id", "seed", "seconds", "sdr": {stem: global SDR in dB, null for a stem silent in the reference}, "score",
+"rms": {stem: the estimate's RMS}}`` (benchmark.separation.score_tracks), computed from the stored probe like the
+MLP probe's; ``test_main_per_seed`` is their metric (MARBLE's global SDR, mean over tracks and stems).
 
 Applying it (:meth:`TrainedProbe.row_outputs`): feature rows (the probed layers) are z-scored with the train
 statistics, mixed over ``layers`` with ``mixing`` (one-hot for a single-layer probe, the learned softmax weights
@@ -57,8 +77,9 @@ from benchmark.errors import RunError
 
 PROBE_FORMAT = 1
 PROBE_MAGIC = "mert-bench-probe"
-#: probe kinds this version can apply: "mlp" (the MLP probe of every task type but separation)
-KINDS = ("mlp",)
+#: probe kinds this version can apply: "mlp" (the MLP probe of every task type but separation) and "separation"
+#: (:class:`SeparationProbe`)
+KINDS = ("mlp", "separation")
 PROBE_SUFFIX = ".probe.pt"
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
 #: rows per forward chunk when applying a stored probe (fixed, so that the same rows give the same bits)
@@ -67,6 +88,8 @@ CHUNK_ROWS = 4096
 TOP_CLASSES = 5
 #: significant digits of the floats in predictions.jsonl and predict's files
 FLOAT_DIGITS = 7
+#: what the result says of a separation probe's weights (benchmark.separation.stored_state)
+SEPARATION_WEIGHTS = "float16 (layer mixing, BatchNorm running statistics float32)"
 
 
 class ProbeError(RunError):
@@ -183,8 +206,9 @@ class TrainedProbe:
         if obj.get("kind") not in KINDS:
             raise ProbeError(f"{where}: a probe of kind {obj.get('kind')!r}, which this version cannot apply "
                              f"(it applies {', '.join(KINDS)})")
+        klass = SeparationProbe if obj.get("kind") == "separation" else TrainedProbe
         try:
-            probe = cls(task=obj["task"], labels=list(obj["labels"]), representation=obj["representation"],
+            probe = klass(task=obj["task"], labels=list(obj["labels"]), representation=obj["representation"],
                         features=obj["features"], train=obj["train"], selection=obj["selection"],
                         layers=[int(l) for l in obj["layers"]], mean=obj["standardizer"]["mean"],
                         inv=obj["standardizer"]["inv"], head=obj["head"], seeds=list(obj["seeds"]),
@@ -280,6 +304,71 @@ class TrainedProbe:
             raise ProbeError(f"{where}: a probe for task {self.task.get('key')}, the registry's is {spec.key} (the "
                              f"task changed version since): train a new one with `python -m benchmark run --task "
                              f"{spec.name} --overwrite always`")
+
+
+@dataclass
+class SeparationProbe(TrainedProbe):
+    """The separation probe of a result (kind "separation"; benchmark.separation, the module doc's format): per
+    seed, the Open-Unmix networks and the stems each estimates, rebuilt with :meth:`stem_models`."""
+
+    kind: str = "separation"
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any], spec, rep, cfg, train: dict[str, Any]) -> "SeparationProbe":
+        """The probe of :func:`benchmark.separation.run_separation`'s ``_trained`` parts (the stored states, the
+        standardisation, the separation config), with the header of ``spec``, ``rep`` and ``cfg``."""
+        return cls(task=_task_of(spec), labels=list(parts["stems"]), representation=_representation_of(rep),
+                   features=feature_recipe(spec, rep, _plain(cfg.features)), train=dict(train),
+                   selection=dict(parts["selection"]), layers=list(parts["layers"]), mean=parts["mean"],
+                   inv=parts["inv"], head={"config": {"separation": dict(parts["config"])},
+                                           "state": {"spectral": parts["spectral"]}}, seeds=list(parts["seeds"]))
+
+    @property
+    def separation_config(self) -> dict[str, Any]:
+        """The ``separation`` config section the probe was trained with (the network, the STFT, the decoding)."""
+        return self.head["config"]["separation"]
+
+    def net_shape(self) -> dict[str, int]:
+        from benchmark.separation import net_shape
+
+        return net_shape(int(self.mean.shape[-1]), self.separation_config, len(self.layers))
+
+    def stem_models(self, s: int) -> list:
+        """Seed number ``s``'s networks (benchmark.separation._StemModel: the stems each estimates, the network in
+        eval mode with its stored weights upcast to float32)."""
+        from benchmark.separation import stored_models
+
+        return stored_models(self.net_shape(), self.seeds[s]["models"], self.labels)
+
+    def _check(self) -> None:
+        """The config, the standardiser, the spectral statistics and every network fit together; each seed estimates
+        every stem once."""
+        L, D = len(self.layers), int(self.mean.shape[-1])
+        if tuple(self.mean.shape) != (L, D) or tuple(self.inv.shape) != (L, D) or not self.seeds or not self.labels:
+            raise ValueError(f"standardizer of shape {tuple(self.mean.shape)} for {L} layers, {len(self.seeds)} seeds")
+        sc = self.separation_config
+        for k in ("n_fft", "hop", "hidden", "num_layers", "wiener_iterations", "spectral_input"):
+            if k not in sc:
+                raise KeyError(f"separation config without {k!r}")
+        shape = self.net_shape()
+        spectral = self.head["state"].get("spectral")
+        bins = (shape["n_freq"],)
+        if bool(sc["spectral_input"]) != (spectral is not None) or spectral is not None and (
+                tuple(spectral["mean"].shape) != bins or tuple(spectral["inv"].shape) != bins):
+            raise ValueError(f"spectral input statistics do not fit spectral_input={sc['spectral_input']} with "
+                             f"{shape['n_freq']} bins")
+        for s, seed in enumerate(self.seeds):
+            stems = [x for m in seed["models"] for x in m["stems"]]
+            if sorted(stems) != sorted(self.labels):
+                raise ValueError(f"seed {seed.get('seed')}: its networks estimate {stems}, not every stem of "
+                                 f"{list(self.labels)} once")
+            self.stem_models(s)
+
+    def row_outputs(self, x):
+        raise ProbeError("a separation probe is applied by benchmark.separation (evaluate_stored, separate_stored)")
+
+    def make_head(self, spec):
+        raise ProbeError("a separation probe has no benchmark.heads head (benchmark.separation applies it)")
 
 
 def _plain(section) -> dict[str, Any]:
@@ -381,6 +470,8 @@ def sweep_artefacts(trained: dict[str, Any], spec, rep, cfg, train: dict[str, An
     """The probe file and the test predictions of a finished sweep (``trained``: head, res, chosen, test from
     benchmark.pipeline.run_probes). The predictions, and the stored probe's test scores, come from the stored
     (float16) probe, as a reload gives them (module doc)."""
+    if trained.get("kind") == "separation":
+        return separation_artefacts(trained, spec, rep, cfg, train)
     head, res, chosen, test = trained["head"], trained["res"], trained["chosen"], trained["test"]
     probe = TrainedProbe.from_sweep(res, chosen, head, spec, rep, cfg, train)
     files = ArtefactFiles()
@@ -395,4 +486,21 @@ def sweep_artefacts(trained: dict[str, Any], spec, rep, cfg, train: dict[str, An
         files.info["predictions"] = {"split": "test", "lines": len(lines), "units": len(lines) // len(probe.seeds)}
         info["test_main_per_seed"] = [float(s["main"]) for s in seed_scores(head, probe, rows, test, spec)]
     files.info["probe"] = info
+    return files
+
+
+def separation_artefacts(parts: dict[str, Any], spec, rep, cfg, train: dict[str, Any]) -> ArtefactFiles:
+    """The probe file and the test predictions of a separation run (``parts``: run_separation's ``_trained``, whose
+    predictions and per-seed scores it computed from the stored probe, as a reload computes them)."""
+    probe = SeparationProbe.from_parts(parts, spec, rep, cfg, train)
+    files = ArtefactFiles()
+    files.files["probe"] = probe.to_bytes()
+    lines = parts["lines"]
+    files.files["predictions"] = predictions_text(lines).encode("utf-8")
+    files.info["predictions"] = {"split": "test", "lines": len(lines), "units": len(lines) // len(probe.seeds)}
+    files.info["probe"] = {"format_version": PROBE_FORMAT, "kind": probe.kind, "weights": SEPARATION_WEIGHTS,
+                           "seeds": probe.seed_numbers, "layer": probe.selection["layer"],
+                           "lr": probe.selection["lr"],
+                           "models": "joint" if bool(probe.separation_config.get("joint")) else "one per stem",
+                           "test_main_per_seed": [float(m) for m in parts["test_main_per_seed"]]}
     return files

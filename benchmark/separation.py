@@ -29,6 +29,17 @@ MARBLE v1's probe (``benchmark/tasks/MUSDB18/MUSDB18_prober.py`` of a43992899/MA
   (the SiSEC convention). A track whose reference stem is silent is left out for that stem (MARBLE would count
   about -70 dB). Validation (early stopping, the lr schedule) uses the global SDR, decoded exactly as test is.
 
+**Stored probe** (benchmark.artefacts, kind "separation"): every run keeps, per seed, the trained networks (the
+state of each, its stems; float16 weights, BatchNorm statistics and layer mixing float32: :func:`stored_state`), the
+feature and spectral-input statistics and this config section, beside its result; and one line per (test track,
+seed) with each stem's global SDR (:func:`score_tracks`). Both come from the stored networks (upcast to float32,
+:func:`stored_models`), as a reload computes them, so a probe read back from its file gives bit-identical
+estimates on the same features (same machine and thread count); the result's scores stay those of the float32
+networks. :func:`evaluate_stored` scores a stored probe on another test split, :func:`separate_stored` separates new
+audio with it (``predict``): with several seeds, their stem magnitude estimates are averaged before the Wiener filter
+(:func:`ensemble_waveforms`; one seed gives its own estimates). Each stem is the mixture through its own Wiener gain
+against its residual, so a stem and its residual add up to the mixture, but the stems need not.
+
 With ``separation.spectral_input=true`` the mixture's log magnitude (z-scored per frequency bin with train
 statistics, :func:`log_magnitude_input`) is concatenated to the features (our earlier probe's input; it made
 every representation score about the same, results/analysis/separation-input.md). One lr and N seeds (no grid: an
@@ -125,13 +136,22 @@ def log_magnitude_input(train_mixes, stft, n_freq: int):
     if n == 0:
         raise ValueError("separation: no train frames to take the spectral input's statistics from")
     mean = s1 / n
-    mean_f = mean.float()[:, None]
-    inv = (1.0 / (torch.sqrt(torch.clamp(s2 / n - mean ** 2, min=0)) + 1e-5)).float()[:, None]
+    inv = 1.0 / (torch.sqrt(torch.clamp(s2 / n - mean ** 2, min=0)) + 1e-5)
+    return LogMagnitudeInput(mean.float(), inv.float())
 
-    def logmag(mag):
-        return ((torch.log1p(mag) - mean_f) * inv).transpose(-1, -2)
 
-    return logmag
+class LogMagnitudeInput:
+    """The spectral input of :func:`log_magnitude_input`: ``(log1p(mag) - mean) * inv`` per frequency bin, with
+    the train statistics ``mean`` and ``inv`` (float32 [F], kept in the stored probe)."""
+
+    def __init__(self, mean, inv):
+        self.mean, self.inv = mean, inv
+        self._mean, self._inv = mean[:, None], inv[:, None]
+
+    def __call__(self, mag):
+        import torch
+
+        return ((torch.log1p(mag) - self._mean) * self._inv).transpose(-1, -2)
 
 
 #: Open-Unmix's ``wiener`` defaults: the regulariser and the scale the mixture is brought under before EM. Its EM
@@ -188,10 +208,11 @@ def wiener_estimates(est_mag, X, iterations: int, window_frames: int = WIENER_WI
     return torch.view_as_complex(out)
 
 
-def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
+def _load_tracks(feats, folder, stems, sr, store: Path | None = None, targets: bool = True):
     """Every kept track of a split: its mixture, its stems [S, N] and the rows / times of its frame features.
     With ``store`` the decoded (resampled) audio is kept in files there, memory-mapped (one track decoded at a
-    time: a split's audio is never held at once; the values are the same)."""
+    time: a split's audio is never held at once; the values are the same). Without ``targets`` (new audio:
+    ``predict``) only the mixture is read and a track has no ``ref``."""
     from benchmark.rows import spill
     from mert.audio import read_audio
     from tasks.format import resolve
@@ -201,9 +222,15 @@ def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
     for gi, it in enumerate(feats.items):
         if gi not in kept:
             continue
-        if not isinstance(it.target, dict) or set(it.target) != set(stems):
+        if targets and (not isinstance(it.target, dict) or set(it.target) != set(stems)):
             raise ValueError(f"item {it.id!r}: separation target must map every stem {list(stems)} to audio")
         mix = read_audio(resolve(folder, it.audio), sr, it.start, it.end, warn_silent=False)
+        rows = np.nonzero(feats.owner == gi)[0]
+        if not targets:
+            if store is not None:
+                mix = spill(store / f"{feats.split}-{gi}.mix.npy", mix)
+            tracks.append({"id": it.id, "index": gi, "mix": mix, "rows": rows, "times": feats.times[rows]})
+            continue
         ref = []
         for s in stems:
             # a stem may be silent
@@ -214,8 +241,7 @@ def _load_tracks(feats, folder, stems, sr, store: Path | None = None):
         if store is not None:
             name = f"{feats.split}-{gi}"
             mix, ref = spill(store / f"{name}.mix.npy", mix), spill(store / f"{name}.ref.npy", ref)
-        rows = np.nonzero(feats.owner == gi)[0]
-        tracks.append({"id": it.id, "mix": mix, "ref": ref, "rows": rows,
+        tracks.append({"id": it.id, "index": gi, "mix": mix, "ref": ref, "rows": rows,
                        "times": feats.times[rows]})
     return tracks
 
@@ -288,6 +314,7 @@ class _SeedResult:
     test: dict                  # global SDR and BSS-eval, with "main"
     epochs_run: dict            # stem model name -> epochs it ran
     layer_weights: dict = field(default_factory=dict)  # stem model name -> softmax of its layer mixing
+    models: list = field(default_factory=list)         # the trained _StemModel (for the stored probe)
 
 
 def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
@@ -300,7 +327,9 @@ def run_separation(spec, labels, feats, folder, cfg, rep, log) -> dict:
         seeds = list(range(int(cfg.probe.seeds)))
         t0 = time.time()
         runs = [_train_seed(sep, spec, seed, t0, log) for seed in seeds]
-        return _result(sep, seeds, runs, t0)
+        out = _result(sep, seeds, runs, t0)
+        out["_trained"] = _stored_parts(sep, spec, seeds, runs)
+        return out
 
 
 def _separation_inputs(spec, labels, feats, folder, cfg, rep, store: Path | None = None) -> _SeparationInputs:
@@ -350,7 +379,8 @@ def _train_seed(sep: _SeparationInputs, spec, seed: int, t0: float, log) -> _See
     t["main"] = spec.main_score_of(t)
     log(f"  seed {seed}: valid mean SDR {v['main']:.2f} dB, test {t['main']:.2f} dB")
     return _SeedResult(valid=v, test=t, epochs_run={_group_name(sep, m.stems): m.epochs_run for m in models},
-                       layer_weights={_group_name(sep, m.stems): m.net.layer_weights() for m in models})
+                       layer_weights={_group_name(sep, m.stems): m.net.layer_weights() for m in models},
+                       models=models)
 
 
 def _train_stem_model(sep: _SeparationInputs, group: list[int], seed: int, t0: float, log) -> _StemModel:
@@ -497,3 +527,172 @@ def _result(sep: _SeparationInputs, seeds: list[int], runs: list[_SeedResult], t
                   "layer_weights_per_model": per_model, "epochs_run_per_model": [r.epochs_run for r in runs]},
     }
 
+
+
+# ------------------------------------------------------------------------------------------ the stored probe
+
+#: parameters a stored probe keeps in float32: the layer-mixing logits (as the MLP probe's mixing)
+FLOAT32_PARAMETERS = ("mix",)
+#: the largest magnitude float16 holds; a parameter with a larger value is kept in float32
+FLOAT16_MAX = 65504.0
+#: what predict's ensemble of seeds is (its JSON says it)
+ENSEMBLE = "the mean of the seeds' stem magnitude estimates, then the Wiener filter"
+
+
+def stored_state(net) -> dict:
+    """A trained network's state as a stored probe keeps it (benchmark.artefacts, kind "separation"): the learned
+    parameters in float16, except the layer mixing (and any tensor float16 cannot hold) in float32; the buffers
+    (BatchNorm running means and variances, its batch count) as they are, float32 (int64 for the count)."""
+    params = {n for n, _ in net.named_parameters()}
+    out = {}
+    for k, v in net.state_dict().items():
+        v = v.detach().cpu().clone()
+        if k in params and k not in FLOAT32_PARAMETERS and v.is_floating_point() and v.numel() \
+                and float(v.abs().max()) <= FLOAT16_MAX:
+            v = v.half()
+        out[k] = v
+    return out
+
+
+def net_shape(in_dim: int, sc, n_layers_mix: int) -> dict[str, int]:
+    """What :class:`SeparationHead` is built from, besides the stems a network estimates: the feature dim, the
+    STFT bins, the LSTM size, the layers mixed and the spectral input's width (0 without it)."""
+    n_freq = int(sc["n_fft"]) // 2 + 1
+    return {"in_dim": int(in_dim), "n_freq": n_freq, "hidden": int(sc["hidden"]), "layers": int(sc["num_layers"]),
+            "n_layers_mix": int(n_layers_mix), "spectral_bins": n_freq if bool(sc["spectral_input"]) else 0}
+
+
+def stored_models(shape: dict[str, int], models: list[dict], stems: list[str]) -> list[_StemModel]:
+    """The networks of one stored seed (``models``: {name, stems, state}), rebuilt in eval mode with their stored
+    weights upcast to float32. A state that does not fit the network is a ValueError."""
+    out = []
+    for m in models:
+        net = SeparationHead(shape["in_dim"], shape["n_freq"], len(m["stems"]), shape["hidden"], shape["layers"],
+                             shape["n_layers_mix"], shape["spectral_bins"])
+        try:
+            net.load_state_dict(m["state"], strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"model {m.get('name')!r}: " + " ".join(str(e).split())[:300]) from None
+        out.append(_StemModel(stems=[list(stems).index(s) for s in m["stems"]], net=net.eval()))
+    return out
+
+
+def score_tracks(sep: _SeparationInputs, models: list[_StemModel], split: str, seed: int, bss: bool = False):
+    """The ``models`` (every stem once) on every track of a labelled split: (the scores of :func:`_evaluate`, the
+    predictions.jsonl records of each track). A record: ``id``, ``seed``, ``seconds``, ``sdr`` (per stem, the global
+    SDR the metric averages; null for a stem silent in the reference, which the metric leaves out), ``score`` (their
+    mean over the scored stems) and ``rms`` (per stem, of the estimate)."""
+    import torch
+
+    from benchmark.metrics import SeparationScores
+
+    acc = SeparationScores(sep.stems, bss=bss)
+    lines = []
+    with torch.no_grad():
+        for tr in sep.data[split]:
+            est = track_waveforms(sep, models, split, tr)
+            n = {s: len(acc.per_global[s]) for s in sep.stems}
+            acc.add(np.asarray(tr["ref"]), est)
+            sdr = {s: (acc.per_global[s][-1] if len(acc.per_global[s]) > n[s] else None) for s in sep.stems}
+            scored = [v for v in sdr.values() if v is not None]
+            lines.append({"id": tr["id"], "seed": int(seed), "seconds": len(tr["mix"]) / sep.sr, "sdr": sdr,
+                          "score": float(np.mean(scored)) if scored else None,
+                          "rms": {s: float(np.sqrt(np.mean(np.square(est[k], dtype=np.float64))))
+                                  for k, s in enumerate(sep.stems)}})
+    return acc.result(), lines
+
+
+def _stored_parts(sep: _SeparationInputs, spec, seeds: list[int], runs: list[_SeedResult]) -> dict[str, Any]:
+    """What the stored probe holds besides its header (benchmark.artefacts.SeparationProbe.from_parts), and its test
+    predictions and scores, computed from the stored (float16) weights as a reload computes them: the result's
+    scores stay those of the trained (float32) networks."""
+    from benchmark.artefacts import _plain
+
+    sc = _plain(sep.sc)
+    shape = net_shape(sep.feats["train"].x.shape[2], sc, len(sep.layers))
+    stored = [{"seed": int(seed), "epochs_run": {k: int(v) for k, v in r.epochs_run.items()},
+               "models": [{"name": _group_name(sep, m.stems), "stems": [sep.stems[k] for k in m.stems],
+                           "best_valid": float(m.best_valid), "state": stored_state(m.net)} for m in r.models]}
+              for seed, r in zip(seeds, runs)]
+    lines, mains = [], []
+    for entry in stored:
+        scores, ln = score_tracks(sep, stored_models(shape, entry["models"], sep.stems), "test", entry["seed"])
+        mains.append(float(spec.main_score_of(scores)))
+        lines += ln
+    spectral = None if sep.logmag is None else {"mean": sep.logmag.mean.clone(), "inv": sep.logmag.inv.clone()}
+    layer_key = "weighted" if sc["layer"] == "weighted" and len(sep.layers) > 1 else str(sep.layers[0])
+    return {"kind": "separation", "stems": list(sep.stems), "layers": [int(l) for l in sep.layers],
+            "mean": sep.std.mean.detach().cpu().clone(), "inv": sep.std.inv.detach().cpu().clone(),
+            "config": sc, "spectral": spectral, "selection": {"layer": layer_key, "lr": float(sc["lr"])},
+            "seeds": stored, "lines": lines, "test_main_per_seed": mains}
+
+
+def stored_inputs(probe, feats, folder, store: Path | None = None, targets: bool = True) -> _SeparationInputs:
+    """A stored probe's view of new data (``feats``: {split: SplitFeatures} of its representation and feature
+    recipe): the tracks, read at the probe's sample rate, its train standardisation of the features and of the
+    spectral input, its STFT."""
+    import torch
+    from types import SimpleNamespace
+
+    from benchmark.probes import Standardizer
+
+    sc = SimpleNamespace(**probe.separation_config)
+    std = Standardizer.__new__(Standardizer)  # the train statistics as stored, applied as in the sweep
+    std.layers, std.mean, std.inv = list(probe.layers), probe.mean.float(), probe.inv.float()
+    sr = int(probe.representation["sample_rate"])
+    data = {s: _load_tracks(f, folder, probe.labels, sr, store, targets) for s, f in feats.items()}
+    spectral = probe.head["state"].get("spectral")
+    return _SeparationInputs(sc=sc, sr=sr, stems=list(probe.labels), layers=list(probe.layers), feats=feats,
+                             data=data, std=std, window=torch.hann_window(int(sc.n_fft)),
+                             n_freq=int(sc.n_fft) // 2 + 1,
+                             logmag=None if spectral is None else LogMagnitudeInput(spectral["mean"].float(),
+                                                                                    spectral["inv"].float()))
+
+
+def _audio_store(feats):
+    """A temporary folder for the decoded audio, beside the feature cache (as :func:`run_separation`'s)."""
+    import tempfile
+
+    cache = Path(feats.cache_dir).parent if feats.cache_dir else None
+    return tempfile.TemporaryDirectory(prefix=".separation-audio-", dir=cache)
+
+
+def evaluate_stored(probe, spec, feats, folder) -> tuple[list[dict], list[dict]]:
+    """A stored probe scored on a labelled test split (``python -m benchmark evaluate``): per seed, the scores the
+    sweep computes for a seed (global SDR and BSS-eval, ``main``), and the predictions.jsonl records."""
+    per_seed, lines = [], []
+    with _audio_store(feats) as store:
+        sep = stored_inputs(probe, {"test": feats}, folder, Path(store))
+        for s, entry in enumerate(probe.seeds):
+            scores, ln = score_tracks(sep, probe.stem_models(s), "test", int(entry["seed"]), bss=True)
+            scores["main"] = spec.main_score_of(scores)
+            per_seed.append(scores)
+            lines += ln
+    return per_seed, lines
+
+
+def ensemble_waveforms(sep: _SeparationInputs, seed_models: list[list[_StemModel]], split: str, tr):
+    """A whole track's stems [S, N] from several seeds' networks: the mean of the seeds' magnitude estimates, then
+    the Wiener filter and the inverse STFT (with one seed: :func:`track_waveforms`'s estimates)."""
+    import torch
+
+    X = sep.stft(tr["mix"])
+    mags = torch.zeros((len(sep.stems),) + tuple(X.shape))
+    with torch.no_grad():
+        for models in seed_models:
+            for m in models:
+                mags[m.stems] += sep.track_estimates(m.net, split, tr, X)
+        mags /= len(seed_models)
+        Y = wiener_estimates(mags, X, int(sep.sc.wiener_iterations))
+        return torch.istft(Y, sep.sc.n_fft, sep.sc.hop, window=sep.window, length=len(tr["mix"])).numpy()
+
+
+def separate_stored(probe, feats, folder):
+    """New audio separated by a stored probe (``python -m benchmark predict``): yields (the track: its ``index``
+    into ``feats.items``, ``mix``; the estimated stems [S, N] at the probe's sample rate), one track at a time,
+    the seeds ensembled (:func:`ensemble_waveforms`)."""
+    seed_models = [probe.stem_models(s) for s in range(len(probe.seeds))]
+    with _audio_store(feats) as store:
+        sep = stored_inputs(probe, {"test": feats}, folder, Path(store), targets=False)
+        for tr in sep.data["test"]:
+            yield tr, ensemble_waveforms(sep, seed_models, "test", tr)

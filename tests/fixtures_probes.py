@@ -99,3 +99,57 @@ def make_beat_folder(root, counts: dict[str, int], seed: int = 0, seconds: float
 
 #: the keys of the key fixture: majors and minors, one written with a sharp (the folder's spelling test)
 KEYS6 = ("C major", "G major", "F major", "A minor", "E minor", "F# minor")
+
+
+#: the separation fixture's stems: the task's four (its main score is their mean SDR)
+SEPARATION_STEMS = ("vocals", "drums", "bass", "other")
+
+
+def stem_mix(seconds: float = 3.0, rng=None, silent: tuple[str, ...] = (), sr: int = SR):
+    """Four synthetic stems of a separation item (a vibrato tone for vocals, noise bursts for drums, a low sine for
+    bass, a two-note chord for other; the stems in ``silent`` are zeros): (mixture, {stem: audio})."""
+    rng = rng or np.random.default_rng(0)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = rng.uniform(220, 440)
+    vocals = 0.25 * np.sin(2 * np.pi * f0 * t + 3 * np.sin(2 * np.pi * 5 * t)) * (0.5 + 0.5 * np.sin(np.pi * t))
+    drums = np.zeros(n)
+    burst = np.exp(-np.arange(1200) / 200.0)
+    for k in range(int(rng.uniform(0, 0.3) * sr), n - 1200, int(sr * rng.uniform(0.3, 0.6))):
+        drums[k:k + 1200] += 0.2 * burst * rng.standard_normal(1200)
+    bass = 0.3 * np.sin(2 * np.pi * rng.uniform(50, 90) * t)
+    other = sum(0.1 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28)) for f in rng.uniform(500, 1500, 2))
+    stems = {"vocals": vocals, "drums": drums, "bass": bass, "other": other}
+    stems = {k: np.zeros(n) if k in silent else v for k, v in stems.items()}
+    scale = min(1.0, 0.8 / max(1e-9, float(np.abs(sum(stems.values())).max())))  # no clipping in the files
+    stems = {k: (scale * v).astype(np.float32) for k, v in stems.items()}
+    return sum(stems.values()).astype(np.float32), stems
+
+
+def make_separation_folder(root, counts: dict[str, int], seed: int = 0, seconds: float = 3.0,
+                           silent: dict[str, tuple[str, ...]] | None = None) -> Path:
+    """A prepared separation folder of :func:`stem_mix` items (targets: each stem's audio file); ``silent``: item id
+    -> the stems silent in it."""
+    from mert.audio import write_audio
+    from tasks import get_task
+    from tasks.format import Item, atomic_dir, write_meta, write_split
+
+    spec = get_task("separation")
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    with atomic_dir(root) as tmp:
+        for split, n in counts.items():
+            items = []
+            for i in range(n):
+                iid = f"{split}-{i:03d}"
+                mix, stems = stem_mix(seconds, rng, (silent or {}).get(iid, ()))
+                (tmp / iid).mkdir()
+                write_audio(tmp / iid / "mixture.wav", mix, SR, subtype="FLOAT")
+                for k, w in stems.items():
+                    write_audio(tmp / iid / f"{k}.wav", w, SR, subtype="FLOAT")
+                items.append(Item(id=iid, audio=f"{iid}/mixture.wav", target={k: f"{iid}/{k}.wav" for k in stems}))
+            write_split(tmp, split, items)
+        write_meta(tmp, {"task": "separation", "task_version": spec.version, "source": f"stems-{seed}",
+                         "source_version": f"stems-{seed}", "sample_rate": SR, "labels": list(SEPARATION_STEMS),
+                         "defaults": "embedded"})
+    return root

@@ -88,10 +88,13 @@ def test_evaluate_on_the_probes_own_source_or_without_a_test_split_is_refused(st
     assert "no test split" in capsys.readouterr().err
 
 
-def test_evaluate_separation_is_not_yet_supported(stored_probes, capsys):
+def test_evaluate_separation_without_a_stored_probe_names_the_run_that_makes_one(stored_probes, capsys):
+    # separation's evaluate itself: tests/test_separation_artefacts.py
     assert main(["evaluate", "--task", "separation", "--model", "chroma", "--results-dir",
                  str(stored_probes["results"])]) == 2
-    assert "not yet supported for separation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no trained probe for chroma on task separation@2" in err
+    assert "python -m benchmark run --task separation" in err
 
 
 def test_an_unknown_key_name_names_the_item(stored_probes, tmp_path, capsys, no_training):

@@ -95,8 +95,9 @@ def test_nothing_usable_is_one_error_line(stored_probes, tmp_path, capsys):
     assert "no input could be used" in err and "empty.wav" in err
 
 
-def test_separation_is_not_yet_supported(stored_probes, tmp_path, capsys):
+def test_separation_without_a_stored_probe_names_the_run_that_makes_one(stored_probes, tmp_path, capsys):
+    # separation's predict itself: tests/test_separation_artefacts.py
     write_audio(tmp_path / "mix.wav", cadence("C major", 1.0), SR)
     assert main(["predict", "--task", "separation", "--model", "chroma", "--results-dir",
                  str(stored_probes["results"]), str(tmp_path / "mix.wav")]) == 2
-    assert "not yet supported for separation" in capsys.readouterr().err
+    assert "no trained probe for chroma on task separation@2" in capsys.readouterr().err
