@@ -606,9 +606,9 @@ def _stored_parts(sep: _SeparationInputs, spec, seeds: list[int], runs: list[_Se
     """What the stored probe holds besides its header (benchmark.artefacts.SeparationProbe.from_parts), and its test
     predictions and scores, computed from the stored (float16) weights as a reload computes them: the result's
     scores stay those of the trained (float32) networks."""
-    from benchmark.artefacts import _plain
+    from omegaconf import OmegaConf
 
-    sc = _plain(sep.sc)
+    sc = OmegaConf.to_container(sep.sc, resolve=True) if OmegaConf.is_config(sep.sc) else dict(sep.sc)
     shape = net_shape(sep.feats["train"].x.shape[2], sc, len(sep.layers))
     stored = [{"seed": int(seed), "epochs_run": {k: int(v) for k, v in r.epochs_run.items()},
                "models": [{"name": _group_name(sep, m.stems), "stems": [sep.stems[k] for k in m.stems],
