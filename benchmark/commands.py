@@ -137,8 +137,9 @@ def cmd_list_models(args) -> int:
     def num(v):
         return f"{v:g}" if isinstance(v, float) else str(v)
 
-    cols = ("name", "kind", "sample_rate", "frame_rate", "layers", "dim", "description")
-    rows = [(e.name, e.kind, num(e.sample_rate), num(e.frame_rate), num(e.num_layers), num(e.dim),
+    # extra: the optional dependency a model needs and whether it is installed (dac:yes), "-" for the core's own
+    cols = ("name", "kind", "sample_rate", "frame_rate", "layers", "dim", "extra", "description")
+    rows = [(e.name, e.kind, num(e.sample_rate), num(e.frame_rate), num(e.num_layers), num(e.dim), e.extra,
              e.description + (" (default)" if e.name == DEFAULT_MODEL else "")) for e in list_models()]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     for r in (cols, *rows):

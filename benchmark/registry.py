@@ -11,6 +11,9 @@ Accepted model names:
 - ``hear:MODULE[:MODEL_FILE]``: a module following the HEAR 2021 API, one layer (benchmark.external);
 - ``hf:REPO_OR_PATH[@REVISION]``: a transformers audio encoder (wav2vec2, HuBERT, WavLM, data2vec-audio), all
   hidden states (benchmark.external);
+- ``FAMILY[:VARIANT][:OPTION...]`` for the music encoders of other packages (``encodec``, ``dac``, ``muq``,
+  ``clap``, ``dasheng``: ``encodec:24khz:rvq``, ``dasheng:base:random``), every layer at the encoder's own rates
+  (benchmark.encoders; the family names are reserved, so a factory module of that name needs another);
 - anything ``mert.load_model`` accepts: a hub id (``m-a-p/MERT-v1-95M``), a folder or a checkpoint file;
 - any of these with ``+POOLING`` appended (``mert-mini+mean_std``, ``mfcc+mean``): the same network with its
   clip-level pooling replaced. A representation pools as it declares: MERT and other learned encoders take the
@@ -48,6 +51,8 @@ class ModelEntry:
     frame_rate: float | str = "model's own"
     num_layers: int | str = "model's own"
     dim: int | str = "model's own"
+    # the optional extra it needs and whether that is installed ("dac:yes"), "-" when the core has it all
+    extra: str = "-"
 
 
 MODELS: dict[str, ModelEntry] = {}
@@ -108,9 +113,17 @@ def _random_entries() -> list[ModelEntry]:
     return out
 
 
+def _encoder_entries() -> list[ModelEntry]:
+    from benchmark.encoders import list_entries
+
+    return [ModelEntry(r["name"], r["kind"], r["kind"], r["description"], r["sample_rate"], r["frame_rate"],
+                       r["num_layers"], r["dim"], r["installed"]) for r in list_entries()]
+
+
 def list_models() -> list[ModelEntry]:
     return [_shipped_shape(e) for e in MODELS.values()] + [
         *_random_entries(),
+        *_encoder_entries(),
         ModelEntry("hear:MODULE", "hear", "MODULE.load_model()",
                    "a HEAR 2021 module's timestamp embeddings (hear:MODULE:MODEL_FILE passes a weights file)",
                    "model's own", "from timestamps", 1, "model's own"),
@@ -185,6 +198,12 @@ def _load_base(name: str):
             raise ModelError(f"--model {name}: expected hear:MODULE or hear:MODULE:MODEL_FILE with an importable "
                              f"module name, got {module!r}")
         return HearRepresentation(module, model_file, name=name)
+    from benchmark.encoders import is_encoder_name
+
+    if is_encoder_name(name):
+        from benchmark.encoders import load_encoder
+
+        return load_encoder(name)
     if name.startswith("hf:"):
         from benchmark.external import HFRepresentation
 
@@ -209,8 +228,9 @@ def _load_base(name: str):
     if os.path.exists(name) or ("/" in name and not name.startswith(".")):
         return _load_mert(name, name)
     raise ModelError(unknown_name_message("model", name, list(MODELS)) +
-                     " (or random:PRESET, hear:MODULE, hf:REPO_OR_PATH, pkg.module:factory, a hub id, a folder or "
-                     "a checkpoint; NAME+mean_std or NAME+mean for another pooling)")
+                     " (or random:PRESET, hear:MODULE, hf:REPO_OR_PATH, FAMILY:VARIANT for encodec / dac / muq / "
+                     "clap / dasheng, pkg.module:factory, a hub id, a folder or a checkpoint; NAME+mean_std or "
+                     "NAME+mean for another pooling)")
 
 
 def _parse_random(name: str) -> tuple[str, int]:

@@ -117,3 +117,49 @@ def test_layering():
     assert "benchmark.distributed" not in graph["benchmark.pipeline"]
     assert "benchmark.runner" not in graph["benchmark.distributed"]
     assert "benchmark.distributed" not in graph["benchmark.runner"]
+
+
+# the optional encoder packages (benchmark/encoders, pyproject's extras): only their own family module imports each
+OPTIONAL = {"dac": "benchmark.encoders.dac", "audiotools": "benchmark.encoders.dac", "muq": "benchmark.encoders.muq",
+            "x_clip": "benchmark.encoders.muq", "laion_clap": "benchmark.encoders.clap",
+            "torchlibrosa": "benchmark.encoders.clap", "torchvision": "benchmark.encoders.clap",
+            "dasheng": "benchmark.encoders.dasheng"}
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_optional_encoder_packages_stay_in_their_family_module():
+    for mod, path in _modules().items():
+        for pkg in _third_party_imports(path) & set(OPTIONAL):
+            assert OPTIONAL[pkg] == mod, f"{mod} imports the optional package {pkg} (only {OPTIONAL[pkg]} may)"
+    graph = import_graph()
+    families = {m for m in graph if m.startswith("benchmark.encoders.")}
+    # the family modules are loaded by name (importlib) and nothing else imports them; the leaves never reach them
+    assert not [m for m, ts in graph.items() if ts & families and m not in families], "a family module is imported"
+    for leaf in ("benchmark.probes", "benchmark.heads", "benchmark.metrics"):
+        assert "benchmark.encoders" not in graph[leaf]
+
+
+def test_the_core_loads_no_optional_package():
+    """Listing the models and loading a core one imports none of the optional encoder packages."""
+    import subprocess
+    import sys
+
+    code = ("import sys, io, contextlib\n"
+            "from benchmark.__main__ import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['list-models']) == 0\n"
+            "from benchmark.registry import load_representation\n"
+            "load_representation('mfcc')\n"
+            f"print(sorted(m for m in {sorted(OPTIONAL)!r} if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

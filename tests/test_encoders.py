@@ -1,0 +1,190 @@
+"""Music encoders of other packages as representations (benchmark/encoders): EnCodec, DAC, MuQ, CLAP, Dasheng.
+
+Every adapter runs on a model its own package builds with random weights (``FAMILY:VARIANT:random``; the
+``tiny`` variants are the package's architecture at a test size), and is checked against that package's own
+forward: layer count, dimension, frame counts and rate, values. Clips of several lengths go through one call, so
+the per-length grouping is checked against each clip alone. One tiny task
+runs end to end per family through ``python -m benchmark run``. A family whose extra is not installed is skipped
+with the reason (pytest.importorskip). No network: weights are never looked up on the hub here except through
+the offline cache, which the tests point at an empty folder.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.registry import ModelError, load_representation
+
+FAST = """
+probe:
+  max_epochs: 2
+  patience: 1
+"""
+
+
+def _clips(sr: int, seconds: list[float], seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [0.1 * torch.randn(int(s * sr), generator=g) for s in seconds]
+
+
+def _batch(clips):
+    n = torch.tensor([len(c) for c in clips])
+    wav = torch.zeros(len(clips), int(n.max()))
+    for b, c in enumerate(clips):
+        wav[b, : len(c)] = c
+    return wav, n
+
+
+def _check_batch_vs_alone(rep, clips, atol=1e-5):
+    """A call on clips of several lengths: shapes, zeros after each clip's frames, and each clip's frames equal
+    to a call on that clip alone. Returns (layers, frame counts)."""
+    layers, n = rep(*_batch(clips))
+    assert len(layers) == rep.num_layers and n.tolist() == [rep.num_frames(len(c)) for c in clips]
+    assert all(h.shape == (len(clips), int(n.max()), rep.dim) for h in layers)
+    for b, c in enumerate(clips):
+        alone, k = rep(c[None], torch.tensor([len(c)]))
+        assert k.tolist() == [int(n[b])]
+        for h, a in zip(layers, alone):
+            torch.testing.assert_close(h[b, : n[b]], a[0], atol=atol, rtol=1e-4)
+            assert float(h[b, n[b]:].abs().sum()) == 0.0
+    return layers, n
+
+
+def _run_genre(model, tiny_home, tmp_path, monkeypatch, *extra):
+    """`benchmark run --task genre` on the tiny corpus (3 items per split, one seed, the fast grid); the result."""
+    from benchmark.__main__ import main
+
+    monkeypatch.setenv("MERT_BENCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "fast.yaml").write_text(FAST)
+    args = ["run", "--task", "genre", "--model", model, "--size", "tiny", "--data-dir", str(tiny_home),
+            "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--grid", "fast",
+            "--seeds", "1", "--config", str(tmp_path / "fast.yaml"), "--limit", "3", "--no-progress", "--quiet",
+            "--no-leaderboard", *extra]
+    assert main(args) == 0
+    (path,) = (tmp_path / "results" / "runs").glob("**/genre@v*.json")
+    result = json.loads(path.read_text())
+    assert np.isfinite(result["scores"]["main"]) and result["timings"]["model_calls"] > 0
+    return result
+
+
+def _check_result(result, rep):
+    got = result["representation"]
+    assert (got["name"], got["num_layers"], got["dim"], got["sample_rate"]) == \
+        (rep.name, rep.num_layers, rep.dim, rep.sample_rate)
+    assert got["frame_rate"] == pytest.approx(rep.frame_rate) and got["identity"] == rep.identity()
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """torch hub's and Hugging Face's caches pointed at empty folders, the hub offline: no checkpoint anywhere."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "hf"))
+    return tmp_path
+
+
+# ------------------------------------------------------------------ names, options, list-models
+def test_spec_parsing_and_errors():
+    from benchmark.encoders import parse_spec
+
+    s = parse_spec("encodec:24khz:rvq:bw=12:random=3")
+    assert (s.family, s.variant, s.flags, s.value("bw"), s.random, s.weights) == \
+        ("encodec", "24khz", {"rvq"}, "12", 3, None)
+    assert parse_spec("dasheng").variant == "base" and parse_spec("dac:random").variant == "44khz"
+    assert parse_spec("dac:16khz:weights=/x:y/w.pth").weights == "/x:y/w.pth"  # the path keeps its colons
+    with pytest.raises(ModelError, match="did you mean 'rvq'"):
+        load_representation("encodec:24khz:rqv")
+    with pytest.raises(ModelError, match="test-size architecture.*dasheng:tiny:random"):
+        load_representation("dasheng:tiny")
+    with pytest.raises(ModelError, match="random=SEED"):
+        load_representation("muq:large:random=x")
+    with pytest.raises(ModelError, match="exclude each other"):
+        load_representation("clap:music:random:weights=/tmp/x.pt")
+    with pytest.raises(ModelError, match="add :rvq"):
+        load_representation("encodec:24khz:bw=6:random")
+    with pytest.raises(ModelError, match="bw must be one of"):
+        load_representation("encodec:24khz:rvq:bw=7:random")
+
+
+def test_missing_extra_names_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dasheng", None)  # as if dasheng were not installed
+    with pytest.raises(ModelError, match=r"pip install -e '\.\[dasheng\]'"):
+        load_representation("dasheng:tiny:random")
+
+
+def test_list_models_lists_the_families(capsys):
+    from benchmark.__main__ import main
+    from benchmark.encoders import FAMILIES, installed
+
+    assert main(["list-models"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["name"][:7] == ["name", "kind", "sample_rate", "frame_rate", "layers", "dim", "extra"]
+    assert rows["encodec:24khz"][2:7] == ["24000", "75", "1", "128", "core:yes"]
+    assert rows["encodec:24khz:rvq"][2:6] == ["24000", "75", "9", "128"]
+    assert rows["dac:44khz"][2:6] == ["44100", "86.1328", "1", "1024"]
+    assert rows["muq:large"][2:6] == ["24000", "25", "13", "1024"]
+    assert rows["clap:music"][2:6] == ["48000", "3.2", "4", "1024"]
+    assert rows["dasheng:base"][2:6] == ["16000", "25", "13", "768"]
+    for fam in ("dac", "muq", "clap", "dasheng"):
+        assert rows[f"{fam}:tiny:random"][6] == f"{fam}:{'yes' if installed(fam) else 'no'}"
+    assert rows["mfcc"][6] == "-" and set(FAMILIES) <= {r[1] for r in rows.values()}
+
+
+# ------------------------------------------------------------------ EnCodec (core dependency)
+def test_encodec_layers_against_the_package():
+    pytest.importorskip("encodec")
+    rep = load_representation("encodec:24khz:rvq:random")
+    assert (rep.sample_rate, rep.frame_rate, rep.num_layers, rep.dim) == (24000, 75.0, 9, 128)
+    assert rep.batching == "per-length" and rep.autocast is False
+    clips = _clips(24000, [0.5, 0.61, 0.61, 1.0 / 75])
+    layers, n = _check_batch_vs_alone(rep, clips, atol=1e-4)
+    assert n.tolist() == [38, 46, 46, 1]
+    # the package's own encode(): its codes decode (quantizer.decode) to the last layer, frame for frame
+    model = rep.model
+    for b, c in enumerate(clips[:2]):
+        with torch.no_grad():
+            (codes, scale), = model.encode(c[None, None])            # [1, K, T]
+            assert scale is None and codes.shape == (1, 8, int(n[b]))
+            q = model.quantizer.decode(codes.transpose(0, 1))        # [1, D, T]
+            z = model.encoder(c[None, None])
+        torch.testing.assert_close(layers[-1][b, : n[b]], q[0].T, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(layers[0][b, : n[b]], z[0].T, atol=1e-4, rtol=1e-4)
+    assert all(float(h[0].abs().mean()) > 0 for h in layers)  # the random codebooks are not the package's zeros
+    # bw picks the levels; the latent alone is one layer
+    assert load_representation("encodec:24khz:rvq:bw=1.5:random").num_layers == 3
+    plain = load_representation("encodec:24khz:random")
+    assert plain.num_layers == 1
+    torch.testing.assert_close(plain(*_batch(clips[:1]))[0][0], layers[0][:1, :38], atol=1e-4, rtol=1e-4)
+
+
+def test_encodec_weights_identity_and_missing_checkpoint(tmp_path, empty_caches):
+    pytest.importorskip("encodec")
+    a = load_representation("encodec:24khz:random")
+    assert a.identity() == load_representation("encodec:24khz:random").identity()
+    assert a.identity() != load_representation("encodec:24khz:random=1").identity()
+    assert a.identity() != load_representation("encodec:24khz:rvq:random").identity()
+    with pytest.raises(ModelError, match=r"encodec_24khz-d7cc33bc\.th not found.*dl\.fbaipublicfiles\.com.*"
+                                         r"weights=.*:random"):
+        load_representation("encodec:24khz")
+    torch.save(a.model.state_dict(), tmp_path / "w.th")
+    b = load_representation(f"encodec:24khz:weights={tmp_path / 'w.th'}")
+    assert b.identity() == a.identity()  # the same weights from a file: the same features, the same cache
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "encodec_24khz-d7cc33bc.th").write_bytes((tmp_path / "w.th").read_bytes())
+    assert load_representation("encodec:24khz").identity() == a.identity()  # torch hub's cache, offline
+    (tmp_path / "bad.th").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="cannot load"):
+        load_representation(f"encodec:24khz:weights={tmp_path / 'bad.th'}")
+
+
+def test_encodec_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
+    pytest.importorskip("encodec")
+    result = _run_genre("encodec:24khz:rvq:bw=1.5:random", tiny_home, tmp_path, monkeypatch)
+    _check_result(result, load_representation("encodec:24khz:rvq:bw=1.5:random"))
