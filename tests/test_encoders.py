@@ -188,3 +188,53 @@ def test_encodec_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
     pytest.importorskip("encodec")
     result = _run_genre("encodec:24khz:rvq:bw=1.5:random", tiny_home, tmp_path, monkeypatch)
     _check_result(result, load_representation("encodec:24khz:rvq:bw=1.5:random"))
+
+
+# ------------------------------------------------------------------ Dasheng
+def test_dasheng_layers_against_the_package():
+    pytest.importorskip("dasheng")
+    rep = load_representation("dasheng:tiny:random")
+    assert (rep.sample_rate, rep.frame_rate, rep.num_layers, rep.dim) == (16000, 25.0, 3, 32)
+    assert rep.batching == "per-length"
+    clips = _clips(16000, [11.0, 2.0, 2.0, 0.5, 0.02])  # 11 s: two of the package's 10.08 s splits
+    layers, n = _check_batch_vs_alone(rep, clips)
+    assert n.tolist() == [275, 50, 50, 12, 0]
+    m = rep.model
+    for b in (0, 3):
+        with torch.no_grad():
+            out = m(clips[b][None])                       # the package's forward: the last layer
+            assert out.shape == (1, int(n[b]), 32)
+            torch.testing.assert_close(layers[-1][b, : n[b]], out[0], atol=1e-5, rtol=1e-4)
+            first = m.blocks[0](layers[0][b : b + 1, : min(int(n[b]), 252)])  # block 1 of the first split
+            torch.testing.assert_close(layers[1][b, : first.shape[1]], first[0], atol=1e-5, rtol=1e-4)
+    assert rep.identity() != load_representation("dasheng:tiny:random=1").identity()
+
+
+def test_dasheng_checkpoints(empty_caches, monkeypatch):
+    pytest.importorskip("dasheng")
+    import benchmark.encoders.dasheng as D
+
+    # a checkpoint in the package's format ({"model": state, "config": kwargs}) in torch hub's cache is read
+    # offline by the package's own loader; "base" is shrunk to the tiny size so the file stays small
+    tiny = load_representation("dasheng:tiny:random=2")
+    ckpt = empty_caches / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    torch.save({"model": tiny.model.state_dict(), "config": {}}, ckpt / "dasheng_base.pt")
+    monkeypatch.setitem(D.SIZES, "base", D.SIZES["tiny"])
+    base = load_representation("dasheng:base")
+    clip = _clips(16000, [1.0])
+    torch.testing.assert_close(base(*_batch(clip))[0][-1], tiny(*_batch(clip))[0][-1])
+    (ckpt / "dasheng_base.pt").unlink()
+    with pytest.raises(ModelError, match=r"dasheng_base\.pt not found.*zenodo\.org.*dasheng:base:random"):
+        load_representation("dasheng:base")
+    with pytest.raises(ModelError, match="dasheng_06b.pt"):
+        load_representation("dasheng:0.6b")
+    (empty_caches / "bad.pt").write_bytes(b"x")
+    with pytest.raises(ModelError, match="cannot load"):
+        load_representation(f"dasheng:base:weights={empty_caches / 'bad.pt'}")
+
+
+def test_dasheng_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
+    pytest.importorskip("dasheng")
+    result = _run_genre("dasheng:tiny:random", tiny_home, tmp_path, monkeypatch)
+    _check_result(result, load_representation("dasheng:tiny:random"))
