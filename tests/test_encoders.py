@@ -238,3 +238,41 @@ def test_dasheng_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
     pytest.importorskip("dasheng")
     result = _run_genre("dasheng:tiny:random", tiny_home, tmp_path, monkeypatch)
     _check_result(result, load_representation("dasheng:tiny:random"))
+
+
+# ------------------------------------------------------------------ DAC
+def test_dac_layers_against_the_package(tmp_path):
+    pytest.importorskip("dac", reason="the .[dac] extra (then pip install --no-deps descript-audio-codec)")
+    rep = load_representation("dac:tiny:rvq:random")
+    assert (rep.sample_rate, rep.frame_rate, rep.num_layers, rep.dim) == (16000, 50.0, 4, 32)
+    clips = _clips(16000, [1.0, 0.61, 0.61, 0.01])
+    layers, n = _check_batch_vs_alone(rep, clips, atol=1e-4)
+    assert n.tolist() == [50, 31, 31, 1]
+    m = rep.model
+    for b in (0, 1):
+        with torch.no_grad():                               # the package's own encode(): z and its codes
+            z, codes, *_ = m.encode(m.preprocess(clips[b][None, None], 16000))
+        assert codes.shape == (1, 3, int(n[b]))
+        torch.testing.assert_close(layers[-1][b, : n[b]], z[0].T, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(layers[0][b, : n[b]], m.encoder(m.preprocess(clips[b][None, None], 16000))[0].T,
+                                   atol=1e-4, rtol=1e-4)
+    # a checkpoint as the package writes one (DAC.save: state dict + the constructor's kwargs), read by DAC.load
+    m.save(str(tmp_path / "w.pth"), package=False)
+    loaded = load_representation(f"dac:16khz:rvq:weights={tmp_path / 'w.pth'}")
+    assert loaded.identity() == load_representation(f"dac:16khz:rvq:weights={tmp_path / 'w.pth'}").identity()
+    torch.testing.assert_close(loaded(*_batch(clips[:1]))[0][-1], layers[-1][:1])
+    assert load_representation("dac:tiny:random").num_layers == 1
+
+
+def test_dac_missing_checkpoint(monkeypatch, tmp_path):
+    pytest.importorskip("dac", reason="the .[dac] extra (then pip install --no-deps descript-audio-codec)")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ModelError, match=r"weights_44khz_8kbps_0\.0\.1\.pth not found.*\.cache/descript/dac.*"
+                                         r"github\.com/descriptinc.*dac:44khz:random"):
+        load_representation("dac:44khz")
+
+
+def test_dac_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
+    pytest.importorskip("dac", reason="the .[dac] extra (then pip install --no-deps descript-audio-codec)")
+    result = _run_genre("dac:tiny:rvq:random", tiny_home, tmp_path, monkeypatch)
+    _check_result(result, load_representation("dac:tiny:rvq:random"))
