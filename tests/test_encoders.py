@@ -276,3 +276,89 @@ def test_dac_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
     pytest.importorskip("dac", reason="the .[dac] extra (then pip install --no-deps descript-audio-codec)")
     result = _run_genre("dac:tiny:rvq:random", tiny_home, tmp_path, monkeypatch)
     _check_result(result, load_representation("dac:tiny:rvq:random"))
+
+
+# ------------------------------------------------------------------ MuQ / MuQ-MuLan
+def _muq_package_states(rep, x):
+    """MuQ's own forward where it runs (transformers 4); on transformers 5 muq 0.1.0 fails reading the conformer's
+    hidden states (the adapter's reason to collect them itself), and the package's modules are compared piecewise."""
+    try:
+        with torch.inference_mode():
+            return list(rep.muq(x, output_hidden_states=True).hidden_states)
+    except (KeyError, AttributeError):
+        return None
+
+
+def test_muq_layers_against_the_package():
+    pytest.importorskip("muq", reason="the .[muq] extra")
+    rep = load_representation("muq:tiny:random")
+    assert (rep.sample_rate, rep.frame_rate, rep.num_layers, rep.dim) == (24000, 25.0, 3, 32)
+    clips = _clips(24000, [1.0, 0.61, 0.61, 0.04])
+    layers, n = _check_batch_vs_alone(rep, clips)
+    assert n.tolist() == [25, 16, 16, 0]
+    mm = rep.muq.model
+    for b in (0, 1):
+        x = clips[b][None]
+        with torch.inference_mode():
+            mel = mm.normalize(mm.preprocessing(x, features=["melspec_2048"]))["melspec_2048"]
+            conv = mm.conv(mel)                                        # the conformer's input: layer 0
+            last = mm.conformer(conv)["last_hidden_state"]             # the encoder's output: the last layer
+        torch.testing.assert_close(layers[0][b, : n[b]], conv[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(layers[-1][b, : n[b]], last[0], atol=1e-5, rtol=1e-4)
+        states = _muq_package_states(rep, x)
+        if states is not None:
+            assert len(states) == rep.num_layers
+            for h, s in zip(layers, states):
+                torch.testing.assert_close(h[b, : n[b]], s[0], atol=1e-5, rtol=1e-4)
+
+
+def test_muq_mulan_tower_against_the_package():
+    pytest.importorskip("muq", reason="the .[muq] extra")
+    rep = load_representation("muq:tiny-mulan:random")
+    assert (rep.num_layers, rep.dim, rep.frame_rate) == (3, 32, 25.0)
+    clips = _clips(24000, [10.5, 3.0, 3.0])  # 10.5 s: two of MuLan's 10 s clips
+    layers, n = _check_batch_vs_alone(rep, clips)
+    assert n.tolist() == [263, 75, 75]
+    tower = rep.tower
+    tower._forward_pretrained_model = rep.hidden_states  # the package's tower forward around the same backbone
+    with torch.inference_mode():
+        out, inner = tower(clips[1][None], return_all_layers=True, return_mean=False)
+        latent = tower(clips[1][None])                     # the tower's pooled output, as MuQ-MuLan uses it
+    torch.testing.assert_close(layers[-1][1, :75], out[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(layers[1][1, :75], inner[0, 0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(layers[-1][1, :75].mean(0), latent[0], atol=1e-5, rtol=1e-4)
+    backbone = load_representation("muq:tiny:random")
+    assert backbone.identity() != rep.identity()
+
+
+def test_muq_checkpoints(empty_caches):
+    pytest.importorskip("muq", reason="the .[muq] extra")
+    from safetensors.torch import save_file
+
+    from benchmark.encoders.muq import tiny_config
+
+    with pytest.raises(ModelError, match=r"config\.json of OpenMuQ/MuQ-large-msd-iter.*HF_HUB_OFFLINE.*"
+                                         r"huggingface-cli download.*muq:large:random"):
+        load_representation("muq:large")
+    with pytest.raises(ModelError, match="OpenMuQ/MuQ-MuLan-large"):
+        load_representation("muq:mulan")
+    with pytest.raises(ModelError, match="backbone is an option of muq:mulan"):
+        load_representation("muq:large:backbone:random")
+    # a snapshot folder as the hub holds it (config.json + model.safetensors), at the tiny size
+    tiny = load_representation("muq:tiny:random=1")
+    snap = empty_caches / "snapshot"
+    snap.mkdir()
+    (snap / "config.json").write_text(json.dumps(tiny_config()))
+    save_file({k: v.contiguous() for k, v in tiny.muq.state_dict().items()}, str(snap / "model.safetensors"))
+    rep = load_representation(f"muq:large:weights={snap}")
+    clip = _clips(24000, [1.0])
+    torch.testing.assert_close(rep(*_batch(clip))[0][-1], tiny(*_batch(clip))[0][-1])
+    save_file({"x": torch.zeros(1)}, str(snap / "model.safetensors"))
+    with pytest.raises(ModelError, match="does not hold this model's weights"):
+        load_representation(f"muq:large:weights={snap}")
+
+
+def test_muq_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
+    pytest.importorskip("muq", reason="the .[muq] extra")
+    result = _run_genre("muq:tiny:random", tiny_home, tmp_path, monkeypatch)
+    _check_result(result, load_representation("muq:tiny:random"))

@@ -111,7 +111,9 @@ FAMILIES: dict[str, Family] = {
          "mulan": Variant(24000, 25.0, 9, 768, "MuQ-MuLan large (OpenMuQ/MuQ-MuLan-large): music-text audio tower",
                           "OpenMuQ/MuQ-MuLan-large"),
          "tiny": Variant(24000, 25.0, 3, 32, "MuQ architecture at a test size, random weights (tests)",
-                         random_only=True)},
+                         random_only=True),
+         "tiny-mulan": Variant(24000, 25.0, 3, 32, "the MuLan audio tower around tiny MuQ, random weights (tests)",
+                               random_only=True)},
         "large", flags=("backbone",)),
     "clap": Family(
         "clap", ("laion_clap", "torchlibrosa", "torchvision"), "clap",
