@@ -362,3 +362,54 @@ def test_muq_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
     pytest.importorskip("muq", reason="the .[muq] extra")
     result = _run_genre("muq:tiny:random", tiny_home, tmp_path, monkeypatch)
     _check_result(result, load_representation("muq:tiny:random"))
+
+
+# ------------------------------------------------------------------ CLAP (audio branch)
+def test_clap_layers_against_the_package():
+    pytest.importorskip("laion_clap", reason="the .[clap] extra (then pip install --no-deps laion-clap)")
+    rep = load_representation("clap:tiny:random")
+    assert (rep.sample_rate, rep.frame_rate, rep.num_layers, rep.dim) == (48000, 3.2, 3, 32)
+    clips = _clips(48000, [10.0, 12.0, 3.0, 0.001])
+    layers, n = _check_batch_vs_alone(rep, clips)
+    assert n.tolist() == [32, 39, 10, 1]
+    # the package's own outputs for a 10 s window: its clip embedding is the mean of the last layer's frames, its
+    # fine-grained embedding the same frames, each repeated 32 times
+    out = rep.embedding(clips[0][None])
+    torch.testing.assert_close(layers[-1][0, :32].mean(0), out["embedding"][0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(layers[-1][0, :32], out["fine_grained_embedding"][0, ::32], atol=1e-5, rtol=1e-4)
+    # a short clip is what CLAP embeds after repeat-padding it to 10 s; a long one, 10 s windows
+    filled = torch.nn.functional.pad(clips[2].repeat(3), (0, 480000 - 3 * len(clips[2])))
+    fine = rep.embedding(filled[None])["fine_grained_embedding"][0, ::32]
+    torch.testing.assert_close(layers[-1][2, :10], fine[:10], atol=1e-5, rtol=1e-4)
+    second = torch.nn.functional.pad(clips[1][480000:].repeat(5), (0, 480000 - 5 * 96000))
+    fine = rep.embedding(second[None])["fine_grained_embedding"][0, ::32]
+    torch.testing.assert_close(layers[-1][1, 32:39], fine[:7], atol=1e-5, rtol=1e-4)
+
+
+def test_clap_checkpoints(empty_caches, monkeypatch):
+    pytest.importorskip("laion_clap", reason="the .[clap] extra (then pip install --no-deps laion-clap)")
+    from benchmark.encoders import clap as C
+
+    with pytest.raises(ModelError, match=r"music_audioset_epoch_15_esc_90\.14\.pt of lukewys/laion_clap.*"
+                                         r"clap:music:random"):
+        load_representation("clap:music")
+    # a checkpoint as LAION-CLAP saves it (DataParallel prefixes, both branches), read for its audio branch only;
+    # HTSAT-tiny is shrunk to the test size so that the file stays small
+    tiny = load_representation("clap:tiny:random=1")
+    htsat = C.htsat_module()
+    monkeypatch.setattr(htsat, "create_htsat_model", lambda cfg, **kw: htsat.HTSAT_Swin_Transformer(
+        spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, window_size=8, config=cfg, **C.TINY))
+    state = {f"module.audio_branch.{k}": v for k, v in tiny.model.state_dict().items()}
+    torch.save({"epoch": 15, "state_dict": {**state, "module.text_branch.w": torch.zeros(2)}}, empty_caches / "c.pt")
+    rep = load_representation(f"clap:general:weights={empty_caches / 'c.pt'}")
+    clip = _clips(48000, [2.0])
+    torch.testing.assert_close(rep(*_batch(clip))[0][-1], tiny(*_batch(clip))[0][-1])
+    torch.save({"state_dict": {"module.text_branch.w": torch.zeros(2)}}, empty_caches / "text.pt")
+    with pytest.raises(ModelError, match="no audio_branch"):
+        load_representation(f"clap:general:weights={empty_caches / 'text.pt'}")
+
+
+def test_clap_runs_a_task_end_to_end(tiny_home, tmp_path, monkeypatch):
+    pytest.importorskip("laion_clap", reason="the .[clap] extra (then pip install --no-deps laion-clap)")
+    result = _run_genre("clap:tiny:random", tiny_home, tmp_path, monkeypatch)
+    _check_result(result, load_representation("clap:tiny:random"))
