@@ -13,8 +13,8 @@ last layer's output after the encoder's LayerNorm). The waveform is not normalis
 embedding: its fine-tuned MuQ backbone, then a projection to 768 and an 8-layer transformer. Layers: the
 projection and each transformer layer (9 x 768, 25 frames/s); ``muq:mulan:backbone`` gives the backbone's 13 x
 1024 hidden states instead. As MuQ-MuLan does, the tower runs on 10 s clips: longer audio goes through it 10 s at
-a time (a tail under 1024 samples joins the clip before it), the frames concatenated. Only the audio tower is built: the text tower (XLM-RoBERTa) is not needed and
-not loaded.
+a time (a tail under 1024 samples joins the clip before it), the frames concatenated. Only the audio tower is
+built: the text tower (XLM-RoBERTa) is not needed and not loaded.
 
 Compatibility: muq 0.1.0 reads the conformer's ``hidden_states`` from a transformers 4 encoder output;
 transformers 5 returns only the last state, and needs ``_attn_implementation`` on the (EasyDict) config. This
@@ -119,7 +119,7 @@ class MuQRepresentation(EncoderRepresentation):
             with seeded(spec):
                 muq = _muq(tiny_config())
                 if spec.variant == "tiny-mulan":
-                    self.tower = _tower(muq, {"name": "muq-tiny", "model_dim": 32}, tiny_tower())
+                    self.tower = _tower(muq, {"name": "muq-tiny"}, tiny_tower())
         elif spec.variant == "large":
             muq = self._released_muq(spec, weights=spec.random is None)
         else:  # mulan: its own config (and weights), the backbone's configuration from MuQ-large's repo
