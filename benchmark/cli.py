@@ -49,6 +49,16 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. probe.max_epochs=5")
 
 
+def _mode_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--mode", choices=("freeze", "fewshot"), default="freeze",
+                   help="freeze: MLP probes on the frozen features (default); fewshot: nearest class centroid from "
+                        "--shots labelled train items per class, no training (multi-class tasks; results under "
+                        "the source <source>-fewshot<K>)")
+    p.add_argument("--shots", type=int, default=None, metavar="K",
+                   help="--mode fewshot: train items per class (default fewshot.shots = 5)")
+
+
 def _data_args(p: argparse.ArgumentParser, what: str = "data source") -> None:
     p.add_argument("--data", choices=("embedded", "real", "prepared"), default="embedded",
                    help=f"{what} (default embedded)")
@@ -81,13 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _common(sub.add_parser("run", help="extract features, train probes, score, write results and leaderboards"))
+    _mode_args(sub.add_parser("run", help="extract features, train probes, score, write results and leaderboards"))
     p = sub.add_parser("extract", help="extract features into the cache only")
     _common(p, probe=False)
     p.add_argument("--dry-run", action="store_true",
                    help="run nothing: say per task and split how many items, hours of audio, cache rows and GB the "
                         "model's features will take (from the audio headers)")
-    _common(sub.add_parser("probe", help="train probes and score from cached features only (no model runs)"))
+    _mode_args(sub.add_parser("probe", help="train probes and score from cached features only (no model runs)"))
     p = sub.add_parser("reference", help="reference rows of the beat task: untrained / specialist trackers scored "
                                          "on the same items (no features, no probe)")
     _common(p)

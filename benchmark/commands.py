@@ -15,7 +15,8 @@ def _options(args, **extra):
         seeds=getattr(args, "seeds", None), layers=getattr(args, "layers", None), device=args.device,
         config_file=args.config, overrides=list(args.overrides or []), wandb=getattr(args, "wandb", False),
         progress=not args.no_progress and sys.stderr.isatty(), quiet=args.quiet,
-        leaderboard=not getattr(args, "no_leaderboard", False), data_options=data_options(args), **extra)
+        leaderboard=not getattr(args, "no_leaderboard", False), data_options=data_options(args),
+        mode=getattr(args, "mode", "freeze"), shots=getattr(args, "shots", None), **extra)
 
 
 def data_options(args) -> dict[str, str]:
@@ -100,7 +101,7 @@ def print_table(results: list[dict], file=None) -> None:
     for r in results:
         rows.append((r["task"]["name"], r["data"]["source"], r["representation"]["name"],
                      f"{r['scores']['main']:.4f}", f"{r['scores'].get('main_std', 0):.4f}",
-                     str(r["selection"]["layer"]), f"{r['selection']['lr']:g}",
+                     str(r["selection"]["layer"]), "-" if r["selection"]["lr"] is None else f"{r['selection']['lr']:g}",
                      f"{r['timings']['total_s']:.1f}"))
     widths = [max(len(str(x[i])) for x in rows) for i in range(len(rows[0]))]
     for row in rows:

@@ -38,6 +38,7 @@ KEY_ENSEMBLES = ("mean_logits", "select", "vote", "max", "gmean", "mean")
 BEAT_TRACKERS = ("dbn", "librosa-dp")
 BEAT_SELECT = ("dbn", "peaks")
 WINDOW_TAILS = ("overlap", "keep")
+FEWSHOT_CLASSIFIERS = ("centroid", "linear")
 
 
 @dataclass(frozen=True)
@@ -221,11 +222,30 @@ class SeparationConfig:
 
 
 @dataclass
+class FewshotConfig:
+    """``run --mode fewshot`` (benchmark/fewshot.py): ``shots`` labelled train items per class (``--shots``),
+    ``draws`` support sets (seeds 0 .. draws - 1), classified by the nearest class centroid (cosine, on z-scored
+    pooled embeddings) or, with ``classifier=linear``, a logistic regression fitted on the support set. Every key
+    is hash-neutral at its default and the section is left out of a recorded config while it holds only defaults
+    (:data:`OPTIONAL_SECTIONS`), so the frozen-probe results keep their config hashes."""
+    shots: int = checked(5, AT_LEAST_1, neutral=5)
+    draws: int = checked(10, AT_LEAST_1, neutral=10)
+    classifier: str = checked("centroid", Check(choices=FEWSHOT_CLASSIFIERS), neutral="centroid")  # centroid | linear
+
+
+@dataclass
 class BenchConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     beat: BeatConfig = field(default_factory=BeatConfig)
     separation: SeparationConfig = field(default_factory=SeparationConfig)
+    fewshot: FewshotConfig = field(default_factory=FewshotConfig)
+
+
+# sections added after results were written whose every key is hash-neutral: :func:`to_dict` leaves one out while
+# it holds only neutral values (unless asked to keep it), and the hash view drops it once its neutral keys are
+# dropped, so a config that never set them records and hashes as before the section existed
+OPTIONAL_SECTIONS = ("fewshot",)
 
 
 # probe grids (--grid)
@@ -462,10 +482,20 @@ def check_device(device: str | None) -> None:
         raise ConfigError(f"--device {name} (features.device): the benchmark runs on cpu, cuda[:N] or mps")
 
 
-def to_dict(cfg) -> dict[str, Any]:
+def to_dict(cfg, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config as plain values; an optional section (:data:`OPTIONAL_SECTIONS`) not named in ``keep`` is left
+    out while every key of it holds its hash-neutral value."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=True)
+    d = OmegaConf.to_container(cfg, resolve=True)
+    neutral = _neutral_fields()
+    for section in OPTIONAL_SECTIONS:
+        sec = d.get(section)
+        if section in keep or not isinstance(sec, dict):
+            continue
+        if all(sec.get(k, v) == v for k, v, _ in neutral.get(section, []) if v is not None):
+            del d[section]
+    return d
 
 
 def config_hash(d: dict[str, Any]) -> str:
@@ -517,6 +547,8 @@ def _hash_view(d: dict[str, Any]) -> dict[str, Any]:
         dropped = {k for k, neutral, _ in keys if neutral is not None and sec.get(k, neutral) == neutral}
         dropped |= {k for k, _, base in keys if base is not None and base in dropped}
         cfg[section] = {k: v for k, v in sec.items() if k not in dropped}
+        if section in OPTIONAL_SECTIONS and not cfg[section]:
+            del cfg[section]
     return {**d, "config": cfg} if nested else cfg
 
 

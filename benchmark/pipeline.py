@@ -62,6 +62,8 @@ class RunOptions:
     quiet: bool = False
     leaderboard: bool = True
     cached_only: bool = False          # `probe`: never run the model
+    mode: str = "freeze"               # --mode: freeze (probes) | fewshot (benchmark.fewshot)
+    shots: int | None = None           # --shots: fewshot.shots (default: the config's, 5)
     extract_only: bool = False         # `extract`: stop after the features
 
 
@@ -100,6 +102,15 @@ def check_options(opts: RunOptions) -> None:
         raise ConfigError(f"--seeds {opts.seeds}: must be >= 1 (probe seeds per layer and lr)")
     if opts.device is not None:
         check_device(opts.device)
+    from benchmark.fewshot import MODES, check_tasks
+
+    if opts.mode not in MODES:
+        raise RunError(f"--mode {opts.mode!r}: use one of {', '.join(MODES)}")
+    if opts.shots is not None and (opts.mode != "fewshot" or int(opts.shots) < 1):
+        raise ConfigError(f"--shots {opts.shots}: " + ("must be >= 1 (train items per class)" if opts.mode ==
+                          "fewshot" else "only with --mode fewshot"))
+    if opts.mode == "fewshot":
+        check_tasks(resolve_tasks(opts.tasks))
 
 
 def check_folders(opts: RunOptions) -> None:
@@ -146,6 +157,8 @@ def resolved_config(spec, rep, opts: RunOptions, data_kind: str | None = None):
         ov.append(f"probe.layers={opts.layers}")
     if opts.device is not None:
         ov.append(f"features.device={opts.device}")
+    if opts.shots is not None:
+        ov.append(f"fewshot.shots={int(opts.shots)}")
     kind = data_kind or opts.data
     cfg = resolve_config(spec, getattr(rep, "config_overrides", None) or None, opts.grid, opts.config_file, ov,
                          data=kind, size=opts.size if kind == "embedded" and opts.data == "embedded" else None)
@@ -172,6 +185,7 @@ class TaskPlan:
     chash: str
     data_defaults: str = "embedded"   # whose data defaults the config got (benchmark.data.data_defaults_kind)
     data_kind: str = "embedded"       # --data: embedded, real or prepared
+    mode: str = "freeze"              # --mode: freeze | fewshot (its source: <source>-fewshot<K>)
 
 
 def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
@@ -191,13 +205,17 @@ def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
     # folder's items are part of the identity, so a result is never reused for other data
     digest = None if opts.data == "embedded" else folder_digest(folder, spec.splits)
     source = data_source(opts, meta, folder, digest)
+    if opts.mode == "fewshot":  # its own folder and leaderboard table; the shots in the identity
+        from benchmark.fewshot import source_suffix
+
+        source += source_suffix(cfg.fewshot.shots)
     path = result_path(opts.results_dir, source, rep, spec)
-    cfg_d = to_dict(cfg)
+    cfg_d = to_dict(cfg, keep=("fewshot",) if opts.mode == "fewshot" else ())
     identity = {"representation": rep.name, "identity": rep.identity(), "task": spec.key, "source": source,
                 "source_version": meta.get("source_version"), "limit": opts.limit,
                 **({"items": digest} if digest else {})}
     chash = config_hash({"config": cfg_d, **identity})
-    return TaskPlan(spec, cfg, cfg_d, folder, meta, source, path, identity, chash, kind, opts.data)
+    return TaskPlan(spec, cfg, cfg_d, folder, meta, source, path, identity, chash, kind, opts.data, opts.mode)
 
 
 def existing_result(plan: TaskPlan, opts: RunOptions) -> dict | None:
@@ -275,7 +293,11 @@ def probe_task(plan: TaskPlan, rep, log, feats: dict, timing: dict, started: flo
     spec, cfg, meta = plan.spec, plan.cfg, plan.meta
     labels = list(meta.get("labels") or spec.labels)
     tp = time.time()
-    if spec.type == "separation":
+    if plan.mode == "fewshot":
+        from benchmark.fewshot import run_fewshot
+
+        probe = run_fewshot(spec, labels, feats, cfg, rep, log)
+    elif spec.type == "separation":
         from benchmark.separation import run_separation
 
         probe = run_separation(spec, labels, feats, plan.folder, cfg, rep, log)
@@ -319,8 +341,9 @@ def finish_task(plan: TaskPlan, record: dict, opts: RunOptions, log, write: bool
     if write:
         save_result(plan.path, record, opts.results_dir)
     log.finish(record)
+    lr = record["selection"]["lr"]  # None: no training (--mode fewshot)
     log(f"[{plan.spec.name}] main {record['scores']['main']:.4f} (layer {record['selection']['layer']}, "
-        f"lr {record['selection']['lr']:g}) -> {plan.path}")
+        f"lr {'-' if lr is None else format(lr, 'g')}) -> {plan.path}")
     return record
 
 
