@@ -12,6 +12,7 @@ EPILOG = """examples:
   python -m benchmark run --task all --model mfcc --grid fast
   python -m benchmark run --task genre --model mert-v1-95m --layers 6,7 --seeds 3 probe.max_epochs=50
   python -m benchmark run --task tagging --model mypkg.mymodule:factory
+  python -m benchmark run --task genre --model mfcc --mode fewshot --shots 5
   python -m benchmark run --task genre --model hf:facebook/wav2vec2-base
   python -m benchmark run --task beat --model hear:hearbaseline
   python -m benchmark list-tasks --format md

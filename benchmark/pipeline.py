@@ -211,6 +211,8 @@ def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
         source += source_suffix(cfg.fewshot.shots)
     path = result_path(opts.results_dir, source, rep, spec)
     cfg_d = to_dict(cfg, keep=("fewshot",) if opts.mode == "fewshot" else ())
+    if opts.mode != "fewshot":  # never read by the probes: neither recorded nor hashed
+        cfg_d.pop("fewshot", None)
     identity = {"representation": rep.name, "identity": rep.identity(), "task": spec.key, "source": source,
                 "source_version": meta.get("source_version"), "limit": opts.limit,
                 **({"items": digest} if digest else {})}

@@ -148,3 +148,20 @@ def test_unsupported_tasks_and_options_are_refused(genre_dir, tmp_path, capsys):
                                "fewshot.classifier=knn")]) == 2
     assert "fewshot.classifier" in capsys.readouterr().err
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_layer_chosen_on_validation(genre_dir, tmp_path):
+    """Every layer of a 3-layer model scored with the same draws; the chosen one is the best on validation."""
+    fs = ["--task", "genre", "--model", "random:debug", "--mode", "fewshot", "fewshot.draws=3", "--no-leaderboard"]
+    assert main(["run", *_args(tmp_path, genre_dir, *fs)]) == 0
+    (rec,) = _runs(tmp_path).values()
+    assert [r["layer"] for r in rec["layers"]] == ["0", "1", "2"]
+    best = max(rec["layers"], key=lambda r: r["valid_main"])
+    assert rec["selection"]["layer"] == best["layer"] and rec["scores"]["valid_main"] == best["valid_main"]
+    assert rec["scores"]["test"] == best["test"] and rec["scores"]["main"] == best["test"]["main"]
+    # freeze mode ignores fewshot.*: its config (and hash) holds no fewshot section even when it is set
+    freeze = ["--task", "genre", "--model", "mfcc", "--grid", "fast", "--seeds", "1", "probe.max_epochs=1",
+              "probe.lrs=[1e-3]", "fewshot.draws=3", "--no-leaderboard"]
+    assert main(["run", *_args(tmp_path, genre_dir, *freeze)]) == 0
+    frozen = next(r for r in _runs(tmp_path).values() if r["representation"]["name"] == "mfcc")
+    assert "fewshot" not in frozen["config"] and not frozen["data"]["source"].endswith("-fewshot5")
