@@ -241,12 +241,9 @@ class MertRepresentation:
 
     def identity(self) -> str:
         if self._identity is None:
-            h = hashlib.sha256(f"mert:{type(self.model).__name__}".encode())
-            for k, v in sorted(self.model.state_dict().items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().contiguous().numpy().tobytes())
-            h.update(repr(self.normalize).encode())
-            self._identity = h.hexdigest()[:16]
+            from mert.model import weights_identity
+
+            self._identity = weights_identity(self.model, self.normalize)
         return self._identity
 
     def to(self, device):

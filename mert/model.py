@@ -630,3 +630,17 @@ def build_model(preset_or_config: str | MertConfig = "mert-v1-95m", seed: int | 
     else:
         cfg = get_preset(preset_or_config, **overrides)
     return init_weights(MertModel(cfg), seed=seed)
+
+
+def weights_identity(model: nn.Module, normalize: bool) -> str:
+    """The 16-hex identity of a MERT model's weights as the benchmark names them (its revision is the first 8):
+    sha256 over the class name, every state-dict entry in key order and the input normalisation. Shared by the
+    benchmark's MERT representation and the k-means-layer teacher (mert.teachers.kmeans_layer)."""
+    import hashlib
+
+    h = hashlib.sha256(f"mert:{type(model).__name__}".encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    h.update(repr(normalize).encode())
+    return h.hexdigest()[:16]
