@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from mert.extract import MertSource
+
 REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
 
 
@@ -216,53 +218,17 @@ class Chroma(Handcrafted):
 HANDCRAFTED = {"mfcc": MFCC, "chroma": Chroma, "cqt": CQT, "melspec": MelSpec}
 
 
-class MertRepresentation:
-    """Any encoder that ``mert.load_model`` / ``mert.build_model`` returns, as a representation.
+class MertRepresentation(MertSource):
+    """Any encoder that ``mert.load_model`` / ``mert.build_model`` returns, as a representation
+    (mert.extract.MertSource, with the name or path it was loaded from as ``source``).
 
     Returns all ``num_layers + 1`` hidden states (the feature projection output and every transformer
     layer). Waveforms are normalised per item over their valid samples (zero mean, unit variance) as the
     MERT feature extractor does (``do_normalize``), unless the model's config says it does not.
     """
 
-    pooling = "mean"
     config_overrides: dict[str, Any] = {}
 
     def __init__(self, model, name: str, source: str):
-        self.model = model.eval()
-        self.name = name
+        super().__init__(model, name)
         self.source = source
-        self.sample_rate = int(model.sample_rate)
-        self.frame_rate = float(model.frame_rate)
-        self.num_layers = int(model.num_layers) + 1
-        self.dim = int(model.dim)
-        self.normalize = bool(getattr(model.config, "do_normalize", getattr(model.config, "normalize", True)))
-        self._identity = None
-        self.device = "cpu"
-
-    def identity(self) -> str:
-        if self._identity is None:
-            from mert.model import weights_identity
-
-            self._identity = weights_identity(self.model, self.normalize)
-        return self._identity
-
-    def to(self, device):
-        self.device = str(device)
-        self.model.to(device)
-        return self
-
-    def num_frames(self, num_samples: int) -> int:
-        return int(self.model.num_frames(num_samples))
-
-    def __call__(self, wav, lengths):
-        import torch
-
-        wav = wav.to(self.device).float()
-        lengths = torch.as_tensor(lengths, dtype=torch.long, device=wav.device)
-        if self.normalize:
-            from mert.audio import standardise
-
-            wav = standardise(wav, lengths)
-        with torch.inference_mode():
-            out = self.model(wav, lengths=lengths)
-        return list(out.hidden_states), out.lengths.cpu()

@@ -69,6 +69,8 @@ from typing import Any
 
 import numpy as np
 
+from mert.extract import MertSource
+
 from . import FRAME_RATE, SAMPLE_RATE, num_frames
 from .kmeans import KMeansTeacher
 
@@ -80,50 +82,6 @@ CHUNK_SECONDS = 30.0  # benchmark.config.FeatureConfig.max_chunk_s
 BATCH_SECONDS = 240.0  # benchmark.config.FeatureConfig.batch_seconds
 RESAMPLING = "label frame i (at 320 i / 24000 s) <- the nearest source frame in time (ties: the earlier)"
 REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")  # benchmark.representations
-
-
-class MertSource:
-    """A MERT encoder as the benchmark runs it (benchmark.representations.MertRepresentation, the same numbers
-    and the same identity): all ``num_layers + 1`` hidden states, waveforms standardised per item over their
-    valid samples unless the model's config says it does not normalise."""
-
-    pooling = "mean"
-
-    def __init__(self, model, name: str):
-        self.model = model.eval()
-        self.name = name
-        self.sample_rate = int(model.sample_rate)
-        self.frame_rate = float(model.frame_rate)
-        self.num_layers = int(model.num_layers) + 1
-        self.dim = int(model.dim)
-        self.normalize = bool(getattr(model.config, "do_normalize", getattr(model.config, "normalize", True)))
-        self.device = "cpu"
-        self._identity: str | None = None
-
-    def identity(self) -> str:
-        if self._identity is None:
-            from mert.model import weights_identity
-
-            self._identity = weights_identity(self.model, self.normalize)
-        return self._identity
-
-    def to(self, device):
-        self.device = str(device)
-        self.model.to(device)
-        return self
-
-    def __call__(self, wav, lengths):
-        import torch
-
-        wav = wav.to(self.device).float()
-        lengths = torch.as_tensor(lengths, dtype=torch.long, device=wav.device)
-        if self.normalize:
-            from mert.audio import standardise
-
-            wav = standardise(wav, lengths)
-        with torch.inference_mode():
-            out = self.model(wav, lengths=lengths)
-        return list(out.hidden_states), out.lengths.cpu()
 
 
 def _looks_like_factory(name: str) -> bool:
