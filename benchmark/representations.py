@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mert.extract import MertSource
+from mert.source import MertSource
 
 REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
 
@@ -220,7 +220,7 @@ HANDCRAFTED = {"mfcc": MFCC, "chroma": Chroma, "cqt": CQT, "melspec": MelSpec}
 
 class MertRepresentation(MertSource):
     """Any encoder that ``mert.load_model`` / ``mert.build_model`` returns, as a representation
-    (mert.extract.MertSource, with the name or path it was loaded from as ``source``).
+    (mert.source.MertSource, with the name or path it was loaded from as ``source``).
 
     Returns all ``num_layers + 1`` hidden states (the feature projection output and every transformer
     layer). Waveforms are normalised per item over their valid samples (zero mean, unit variance) as the

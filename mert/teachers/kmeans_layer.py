@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from mert.extract import MertSource
+from mert.source import MertSource
 
 from . import FRAME_RATE, SAMPLE_RATE, num_frames
 from .kmeans import KMeansTeacher
