@@ -37,7 +37,9 @@ Cache key (sha256 of a JSON recipe): representation name + identity (weights has
 version, data source + source version, split, the digest of the split's item records (ids, audio paths,
 excerpts; so ``--limit`` subsets get their own entry), window policy and lengths, chunk length, sample rate,
 the skip rules, the cache format version, and ``"precision": "bf16"`` for bf16 features (only then: float32
-recipes, and so every cache written before the key existed, are unchanged). Location: ``--cache-dir`` or
+recipes, and so every cache written before the key existed, are unchanged). The audio itself is in the key too:
+for a prepared or real folder its files' paths, sizes and modification times (``files``), for the embedded
+corpus the sha256 of its audio (``content``, from its meta.json). Location: ``--cache-dir`` or
 ``$MERT_BENCH_HOME/features`` (default ``~/.cache/mert-bench/features``).
 
 What a shard records: its rows in ``shard-SSSSS.x.npy`` ([file rows, layers, dim], in the order the model
@@ -476,7 +478,13 @@ def split_cache(rep, spec, data_dir, split: str, fcfg, cache_dir=None, limit: in
     if not items:
         raise ExtractionError(f"{data_dir / (split + '.jsonl')}: split {split!r} has no items")
     rec = recipe(rep, spec, meta, split, items, fcfg)
-    if meta.get("source") != "embedded":
+    if meta.get("source") == "embedded":
+        # the embedded corpus: the sha256 of its audio (tasks.embedded.build.content_digest), so a folder
+        # rendered anew by a changed generator never reads the features of the render before; a folder without
+        # one (made by an older version) gets it on its next prepare
+        if meta.get("content_digest"):
+            rec["content"] = str(meta["content_digest"])
+    else:
         # any other folder: its files are part of the key (path as listed, size, modification time), so another
         # folder with the same listing, or audio replaced in place, never reads features of other audio
         from tasks.format import files_digest

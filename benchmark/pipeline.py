@@ -14,7 +14,8 @@ Overwrite strategies (``--overwrite``) for an existing result file of the same (
 task + version, data source):
 
 - ``only-missing`` (default): keep it when its config equals this run's in every section the task reads (a
-  beat result does not read ``separation.*``); run and replace otherwise; a damaged file is replaced;
+  beat result does not read ``separation.*``) and, on the embedded corpus, it names the same render (the audio's
+  sha256, ``data.content_digest``); run and replace otherwise; a damaged file is replaced;
 - ``never``: keep any existing result file, whatever its config;
 - ``always``: run again and replace it.
 """
@@ -240,7 +241,14 @@ def existing_result(plan: TaskPlan, opts: RunOptions) -> dict | None:
                            "only-missing to replace it") from None
         warn(f"{e}; running the task again to replace it")
         return None
-    if opts.overwrite == "never" or old.get("config_hash") == plan.chash or _same_task_config(old, plan):
+    if opts.overwrite == "never":
+        return old
+    was, now = (old.get("data") or {}).get("content_digest"), plan.meta.get("content_digest")
+    if was and now and was != now:  # the embedded audio was rendered anew since (the result names the render)
+        warn(f"{plan.path}: computed on another render of {plan.folder.name} (audio sha256 {was[:12]}, now "
+             f"{now[:12]}); running the task again to replace it")
+        return None
+    if old.get("config_hash") == plan.chash or _same_task_config(old, plan):
         return old
     return None
 
@@ -320,6 +328,7 @@ def probe_task(plan: TaskPlan, rep, log, feats: dict, timing: dict, started: flo
             "limit": plan.identity["limit"], "counts": {s: len(feats[s].items) for s in feats},
             "rows": {s: int(feats[s].x.shape[0]) for s in feats},
             **({"items_digest": plan.identity["items"]} if "items" in plan.identity else {}),
+            **({"content_digest": meta["content_digest"]} if meta.get("content_digest") else {}),
             **({"defaults": plan.data_defaults} if plan.data_kind == "prepared" else {})}
     # files lost while preparing the real data (missing, unreadable, unlabelled) and while extracting
     skipped = [{"id": d.get("name"), "split": d.get("split"), "reason": d.get("reason"), "stage": "prepare"}

@@ -89,3 +89,24 @@ def test_rerun_is_a_noop(e2e):
                  "always"]) == 0
     genre = json.loads(next((root / "results" / "runs").glob("embedded-tiny/mfcc@*/genre@v1.json")).read_text())
     assert genre["timings"]["model_calls"] == 0
+
+
+def test_a_result_of_another_render_is_run_again(e2e, capsys):
+    """A result names the embedded render it was computed on (the audio's sha256); one of another render (the
+    folder was rendered anew since) is not kept by --overwrite only-missing."""
+    from tasks import format as F
+    from tasks.embedded import prepare
+
+    root, base = e2e
+    path = next((root / "results" / "runs").glob("embedded-tiny/mfcc@*/key@v1.json"))
+    rec = json.loads(path.read_text())
+    digest = F.read_meta(prepare("key", "tiny", home=base[base.index("--data-dir") + 1]))["content_digest"]
+    assert rec["data"]["content_digest"] == digest
+    rec["data"]["content_digest"] = "0" * 64
+    path.write_text(json.dumps(rec))
+    args = ["run", "--model", "mfcc", *base]
+    args[args.index("all")] = "key"
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "computed on another render" in capsys.readouterr().err
+    assert json.loads(path.read_text())["data"]["content_digest"] == digest

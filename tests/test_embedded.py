@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -326,3 +329,58 @@ def test_pretraining_collection_is_disjoint_from_task_material(tmp_path):
     meta = F.read_meta(folder) if (folder / "meta.json").exists() else {}
     assert len(files) == meta["files"] >= 10
     assert sf.info(str(files[0])).samplerate == SR
+
+
+# ---------------------------------------------------------------------------------------------- render identity
+def test_folder_records_the_sha256_of_its_audio(tiny_home):
+    from tasks.embedded.build import content_digest
+
+    folder = prepare("separation", "tiny", home=tiny_home, progress=False)
+    meta = F.read_meta(folder)
+    flacs = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.flac"))
+    assert any("/" in f or f.count(".") > 1 for f in flacs)  # the stems are in it, not only the mixtures
+    h = hashlib.sha256()
+    for rel in flacs:
+        h.update(f"{rel}\t{hashlib.sha256((folder / rel).read_bytes()).hexdigest()}\n".encode())
+    assert meta["content_digest"] == h.hexdigest() == content_digest(folder, flacs)
+
+
+def test_a_render_the_generator_does_not_make_is_refused(tmp_path, monkeypatch):
+    """A folder whose audio the current generator does not render (a generator changed without a version bump)
+    is refused with the file and what to do; the feature cache key and results name the render."""
+    import soundfile as sf
+
+    from benchmark.config import resolve_config
+    from benchmark.features import split_cache
+    from tasks.embedded import build
+
+    folder = prepare("key", "tiny", home=tmp_path, progress=False)
+    good = F.read_meta(folder)["content_digest"]
+    spot = build.spot_jobs(build.generator("key").plan("tiny"))
+    assert len(spot) == build.SPOT_CHECK_JOBS
+    monkeypatch.setattr(build, "_VERIFIED", set())
+    assert prepare("key", "tiny", home=tmp_path, progress=False) == folder  # an intact folder passes
+    # the last spot-checked job's audio, as another revision of the generator would have rendered it
+    with tempfile.TemporaryDirectory() as d:
+        build._do_job(("key", spot[-1], d))
+        rel = build._audio_files(Path(d))[0]
+    x, sr = sf.read(folder / rel, dtype="float32")
+    sf.write(folder / rel, 0.5 * x, sr, format="FLAC")
+    monkeypatch.setattr(build, "_VERIFIED", set())
+    with pytest.raises(build.StaleRenderError, match=f"{rel}.*differs from what the current generator renders"
+                                                      f".*rm -r.*bump its version"):
+        prepare("key", "tiny", home=tmp_path, progress=False)
+    assert issubclass(build.StaleRenderError, F.FormatError)  # the CLI's one-line error, no traceback
+
+    # a folder of before the digest gets it on its next prepare; the feature cache key holds it
+    meta = F.read_meta(folder)
+    rec = split_cache(SimpleNamespace(name="r", identity=lambda: "i", sample_rate=24000, pooling="mean"),
+                      get_task("key"), folder, "train", resolve_config(get_task("key")).features,
+                      cache_dir=tmp_path / "cache").recipe
+    assert rec["content"] == meta["content_digest"] == good
+    del meta["content_digest"]
+    F.atomic_write_text(folder / "meta.json", json.dumps(meta))
+    sf.write(folder / rel, x, sr, format="FLAC")  # the true render back
+    monkeypatch.setattr(build, "_VERIFIED", set())
+    prepare("key", "tiny", home=tmp_path, progress=False)
+    assert F.read_meta(folder)["content_digest"] == good

@@ -221,16 +221,111 @@ def _lock(path: Path):
     return FileLock(str(path.parent / f".{path.name}.lock"))
 
 
-def _build_once(final: Path, build: Callable[[], None]) -> Path:
+def _build_once(final: Path, build: Callable[[], None], key: str | None = None, size: str | None = None) -> Path:
     """Return ``final``, running ``build()`` first when it is not complete.
 
-    The check is repeated under a file lock, so two processes preparing the same folder build it once.
+    The check is repeated under a file lock, so two processes preparing the same folder build it once. With
+    ``key`` (the job key: a task, ``mtg`` or ``pretraining``), a folder that was already there is spot-checked
+    against what the current generator renders (:func:`verify_render`).
     """
     if not F.is_complete(final):
         with _lock(final):
             if not F.is_complete(final):
                 build()
+                _VERIFIED.add(str(final))
+    if key is not None:
+        verify_render(key, size, final)
     return final
+
+
+# ---------------------------------------------------------------------------------------------- render identity
+# A folder is named by the generator's version, which a developer bumps when a generator changes. One who forgets
+# would silently reuse a render the committed generator no longer makes (it happened to beat v2: results computed
+# on a development render; docs/embedded.md). So a folder records the sha256 of its audio (``content_digest``,
+# part of the feature cache key), and a folder found on disk is spot-checked: a few of its jobs are rendered again
+# (each under a second) and must give the same bytes, else it is refused with what to do.
+SPOT_CHECK_JOBS = 3
+_VERIFIED: set[str] = set()  # folders checked (or built) by this process
+
+
+class StaleRenderError(F.FormatError):
+    """A prepared embedded folder holds audio that the current generator does not render."""
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_digest(root: Path, rels) -> str:
+    """sha256 over the audio files (relative path and the sha256 of its bytes, in sorted path order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel in sorted(set(str(r) for r in rels)):
+        h.update(f"{rel}\t{_sha256_file(Path(root) / rel)}\n".encode())
+    return h.hexdigest()
+
+
+def _audio_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*.flac"))
+
+
+def spot_jobs(jobs: list[Job], n: int = SPOT_CHECK_JOBS) -> list[Job]:
+    """``n`` jobs spread evenly over the plan (first, ..., last): the ones a spot check renders again."""
+    if len(jobs) <= n:
+        return list(jobs)
+    return [jobs[round(i * (len(jobs) - 1) / (n - 1))] for i in range(n)] if n > 1 else [jobs[0]]
+
+
+def verify_render(key: str, size: str | None, final: Path) -> None:
+    """Render :func:`spot_jobs` of ``key``'s plan again and compare their audio with ``final``'s, byte for
+    byte; a :class:`StaleRenderError` naming the folder and the first differing file if any differs. Once per
+    folder and process. A folder made before folders recorded ``content_digest`` gets it added to meta.json."""
+    import tempfile
+
+    final = Path(final)
+    if str(final) in _VERIFIED:
+        return
+    gen = _job_generator(key)
+    with tempfile.TemporaryDirectory(prefix="spot-") as tmp:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the build's workers render (one thread each)
+        try:
+            for job in spot_jobs(gen.plan(size)):
+                _do_job((key, job, tmp))
+        finally:
+            torch.set_num_threads(threads)
+        for rel in _audio_files(Path(tmp)):
+            have = final / rel
+            if not have.exists() or _sha256_file(have) != _sha256_file(Path(tmp) / rel):
+                what = "is missing" if not have.exists() else "differs from what the current generator renders"
+                raise StaleRenderError(
+                    f"{final}: {rel} {what} (generator {key!r} version {gen.version}): the folder was rendered by "
+                    f"another revision of the generator (or of a library it renders with), and results on it "
+                    f"would not be this code's. Remove the folder (rm -r '{final}') and run again to render it "
+                    f"anew; if the generator was changed on purpose, bump its version too, so that results of "
+                    f"the two renders are never mixed")
+    _ensure_digest(final)
+    _VERIFIED.add(str(final))
+
+
+def _ensure_digest(final: Path) -> None:
+    """Add ``content_digest`` to the meta.json of a folder made before folders recorded it."""
+    meta_path = Path(final) / F.META_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if "content_digest" not in meta:
+        with _lock(final):
+            meta["content_digest"] = content_digest(final, _audio_files(final))
+            F.atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        log.info("%s: content digest %s added to %s", final.name, meta["content_digest"][:12], F.META_FILE)
 
 
 # ---------------------------------------------------------------------------------------------- API
@@ -259,11 +354,17 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
                     for it in items:
                         it["target"] = [t for t in it["target"] if t in keep]
                 counts = _write_splits(tmp, items)
-                extra = {"durations_s": _durations(gen, size)}
+                extra = {"durations_s": _durations(gen, size),
+                         "content_digest": content_digest(tmp, _audio_files(tmp))}
                 F.write_meta(tmp, _meta(task_name, size, gen.version, labels, counts, extra))
         log.info("prepared %s (%s) in %.1f s -> %s", task_name, size, time.time() - t0, final)
 
-    return _build_once(final, build)
+    if is_view(generator(task_name)):  # links to the shared MTG corpus's audio, which is the one spot-checked
+        _build_mtg_audio(size, home, progress)
+        _build_once(final, build)
+        _ensure_digest(final)
+        return final
+    return _build_once(final, build, task_name, size)
 
 
 def _durations(gen: Any, size: str) -> Any:
@@ -284,10 +385,11 @@ def _build_mtg_audio(size: str, home, progress: bool) -> Path:
             items = run_jobs("mtg", MTG.plan(size), tmp, progress, f"mtg audio ({size})", size)
             _write_splits(tmp, items)
             F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(
-                {"task": "mtg-audio", "generator_version": MTG.version, "size": size, "seed": BASE_SEED}) + "\n")
+                {"task": "mtg-audio", "generator_version": MTG.version, "size": size, "seed": BASE_SEED,
+                 "content_digest": content_digest(tmp, _audio_files(tmp))}) + "\n")
 
     final = _mtg_audio_dir(size, home)
-    return _build_once(final, build)
+    return _build_once(final, build, "mtg", size)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -320,7 +422,8 @@ def _build_mtg(task_name: str, view: songs.MTGView, size: str, home, final: Path
             _link(src / it["audio"], Path(tmp) / it["audio"])
         counts = _write_splits(tmp, kept)
         F.write_meta(tmp, _meta(task_name, size, MTG.version, labels, counts,
-                                {"subset": subset, "durations_s": MTG.sizes[size]["duration"]}))
+                                {"subset": subset, "durations_s": MTG.sizes[size]["duration"],
+                                 "content_digest": content_digest(tmp, _audio_files(tmp))}))
 
 
 def prepare_all(size: str = "standard", home=None, progress: bool = True) -> dict[str, Path]:
@@ -341,7 +444,8 @@ def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None =
             meta = {"source": "embedded", "kind": "pretraining", "generator_version": PRETRAINING.version,
                     "size": size, "sample_rate": SR, "seed": BASE_SEED, "files": len(items),
                     "file_duration_s": dur, "total_hours": round(len(items) * dur / 3600, 3),
-                    "styles": sorted({it["extra"]["style"] for it in items})}
+                    "styles": sorted({it["extra"]["style"] for it in items}),
+                    "content_digest": content_digest(tmp, _audio_files(tmp))}
             F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
-    return _build_once(final, build)
+    return _build_once(final, build, "pretraining", size)
