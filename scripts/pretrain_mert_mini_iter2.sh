@@ -12,14 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/mert-mini-iter2}
 LAYER=${2:-3}
-# a run that spans sessions: its labels and newest checkpoint committed under results/ seed an empty RUN (the
-# labels are then complete and pretraining resumes from that checkpoint); removed once the run is done
-RESUME=results/pretrain/mert-mini-iter2/resume
-if [ -d "$RESUME" ] && [ ! -d "$RUN/checkpoints" ] && [ "$LAYER" = 3 ]; then
-  mkdir -p "$RUN"
-  cp -r "$RESUME/labels" "$RUN/labels"
-  cp -r "$RESUME/checkpoints" "$RUN/checkpoints"
-fi
 AUDIO=$(python -c "from tasks.embedded import prepare_pretraining; print(prepare_pretraining('standard'))")
 python -m mert labels --teacher kmeans-layer --model mert-mini --layer "$LAYER" --clusters 100 --seed 0 \
   --audio "$AUDIO" --out "$RUN/labels"
