@@ -116,6 +116,11 @@ def load_stored_probe(results_dir, source: str, rep, spec, model: str) -> Stored
         raise ProbeError(f"{e}") from None
     section = (record.get("artefacts") or {}).get("probe")
     cmd = run_command(spec, model, source, record, results_dir, overwrite=True)
+    if not section and (record.get("probe") or {}).get("mode") in ("lora", "full"):
+        raise ProbeError(f"{path} is a fine-tuned result (--mode {record['probe']['mode']}): its encoder was trained "
+                         "with the head and is not kept, so there is no probe to apply; predict and evaluate apply "
+                         "frozen-feature probes: train one with `python -m benchmark run` without --mode and pass "
+                         "--train-source " + source.rsplit("-", 1)[0])
     if not section:
         raise ProbeError(f"{path} holds no trained probe (the result was written before probes were kept with "
                          f"results); make one with `{cmd}` (with the options the result was run with: its config is "

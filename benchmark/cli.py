@@ -13,6 +13,7 @@ EPILOG = """examples:
   python -m benchmark run --task genre --model mert-v1-95m --layers 6,7 --seeds 3 probe.max_epochs=50
   python -m benchmark run --task tagging --model mypkg.mymodule:factory
   python -m benchmark run --task genre --model mfcc --mode fewshot --shots 5
+  python -m benchmark run --task genre,key --model mert-mini --mode lora finetune.epochs=10
   python -m benchmark run --task genre --model hf:facebook/wav2vec2-base
   python -m benchmark run --task beat --model hear:hearbaseline
   python -m benchmark list-tasks --format md
@@ -40,7 +41,8 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
     if probe:
         p.add_argument("--layers", default=None, help="'all' (default) or a comma list of layer indices")
         p.add_argument("--seeds", type=int, default=None,
-                       help="number of probe seeds (default 1; 3 for clip-level tasks on the embedded corpus)")
+                       help="number of probe seeds (default 1; 3 for clip-level tasks on the embedded corpus); "
+                            "--mode lora / full: training seeds (finetune.seeds, default 1)")
         p.add_argument("--grid", choices=("full", "fast"), default="full", help="probe grid (default full)")
         p.add_argument("--results-dir", default="results", help="where runs/ and leaderboards go (default results)")
         p.add_argument("--overwrite", choices=("never", "only-missing", "always"), default="only-missing",
@@ -52,10 +54,13 @@ def _common(p: argparse.ArgumentParser, probe: bool = True) -> None:
 
 def _mode_args(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--mode", choices=("freeze", "fewshot"), default="freeze",
+    p.add_argument("--mode", choices=("freeze", "fewshot", "lora", "full"), default="freeze",
                    help="freeze: MLP probes on the frozen features (default); fewshot: nearest class centroid from "
                         "--shots labelled train items per class, no training (multi-class tasks; results under "
-                        "the source <source>-fewshot<K>)")
+                        "the source <source>-fewshot<K>); lora: the encoder's attention projections adapted with "
+                        "LoRA (peft) and trained with the probe's head on raw audio crops; full: every encoder "
+                        "weight trained with the head (lora / full: clip-level tasks, MERT and hf: models, "
+                        "finetune.* keys, --seeds runs; results under <source>-lora / <source>-full)")
     p.add_argument("--shots", type=int, default=None, metavar="K",
                    help="--mode fewshot: train items per class (default fewshot.shots = 5)")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from tasks.base import TASK_TYPES
@@ -39,6 +39,7 @@ BEAT_TRACKERS = ("dbn", "librosa-dp")
 BEAT_SELECT = ("dbn", "peaks")
 WINDOW_TAILS = ("overlap", "keep")
 FEWSHOT_CLASSIFIERS = ("centroid", "linear")
+LORA_AUTO = "auto"  # finetune.lora.targets: the representation's attention projections (benchmark.finetune)
 
 
 @dataclass(frozen=True)
@@ -234,18 +235,66 @@ class FewshotConfig:
 
 
 @dataclass
+class LoraSettings:
+    """``finetune.lora``: the LoRA adapters of ``--mode lora`` (peft's LoraConfig: ``r``, ``lora_alpha``,
+    ``lora_dropout``, ``target_modules``). ``targets``: ``auto`` (the representation's attention projections: MERT's
+    fused ``qkv_proj`` and ``out_proj``; a transformers encoder's ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``)
+    or a comma list of module names (a module is adapted when its name is one of them or ends with ``.NAME``);
+    ``lr``: the learning rate of the LoRA matrices."""
+    r: int = checked(8, AT_LEAST_1)
+    alpha: float = checked(16.0, POSITIVE)
+    dropout: float = checked(0.05, Check(lo=0, hi=1, hi_open=True))
+    targets: str = LORA_AUTO
+    lr: float = checked(1e-3, POSITIVE)
+
+
+@dataclass
+class FinetuneConfig:
+    """``run --mode lora|full`` (benchmark/finetune.py): the encoder trained with the task head on raw audio.
+    One epoch is one random ``crop_s`` crop of every train item (a shorter item whole; a window task's crop at most
+    its window), in ``batch_size`` crops per AdamW step; the epoch with the best validation main score is kept
+    (early stopping after ``patience`` epochs without a better one, at most ``epochs``) and scored on test.
+    ``lr``: the encoder's weights under ``full``; ``lora.lr``: the LoRA matrices under ``lora``; ``head_lr``: the
+    head and its layer weights (the probes' MLP, benchmark.probes; ``probe.hidden`` / ``probe.dropout`` /
+    ``probe.weighted_layers`` / ``probe.layers`` / ``probe.weight_decay`` shape it as they shape the probes).
+    ``weight_decay``: AdamW's, on the encoder's trainable weights. ``grad_clip``: the gradient norm clip (0: off).
+    ``precision``: as ``features.precision`` (auto: bf16 autocast on a CUDA GPU that supports it, fp32 elsewhere;
+    resolved once, the result records fp32 or bf16). ``grad_checkpointing``: recompute each transformer layer in
+    the backward pass (less memory, about a third more compute). Read only by those modes: the section is left out
+    of every other mode's recorded and hashed config (:data:`MODE_SECTIONS`)."""
+    seeds: int = checked(1, AT_LEAST_1)                      # --seeds under --mode lora|full
+    lr: float = checked(5e-5, POSITIVE)
+    head_lr: float = checked(1e-3, POSITIVE)
+    weight_decay: float = checked(0.01, NON_NEGATIVE)
+    epochs: int = checked(20, AT_LEAST_1)
+    min_epochs: int = checked(1, AT_LEAST_1)
+    patience: int = checked(5, AT_LEAST_1)
+    batch_size: int = checked(8, AT_LEAST_1)
+    crop_s: float = checked(5.0, Check(lo=0.5))
+    grad_clip: float = checked(1.0, NON_NEGATIVE)
+    grad_checkpointing: bool = False
+    precision: str = checked("auto", Check(choices=PRECISIONS))  # auto | fp32 | bf16
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+@dataclass
 class BenchConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     beat: BeatConfig = field(default_factory=BeatConfig)
     separation: SeparationConfig = field(default_factory=SeparationConfig)
     fewshot: FewshotConfig = field(default_factory=FewshotConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 # sections added after results were written whose every key is hash-neutral: :func:`to_dict` leaves one out while
 # it holds only neutral values (unless asked to keep it), and the hash view drops it once its neutral keys are
 # dropped, so a config that never set them records and hashes as before the section existed
 OPTIONAL_SECTIONS = ("fewshot",)
+
+# sections only one mode reads (``finetune``: --mode lora|full): :func:`to_dict` leaves one out unless asked to keep
+# it, whatever it holds, so the other modes' recorded configs and hashes never see it
+MODE_SECTIONS = ("finetune",)
 
 
 # probe grids (--grid)
@@ -434,17 +483,26 @@ _SECTIONS = {f.name: f.default_factory for f in fields(BenchConfig)}
 
 
 def check_values(cfg) -> None:
-    """Every field with a declared :class:`Check` holds a valid value, else a ConfigError naming the key."""
+    """Every field with a declared :class:`Check` holds a valid value, else a ConfigError naming the key (nested
+    sections such as ``finetune.lora`` included)."""
     for section, factory in _SECTIONS.items():
-        for f in fields(factory):
-            check = f.metadata.get("check")
-            if check is None:
-                continue
-            value = cfg[section][f.name]
-            problem = check.problem(list(value) if hasattr(value, "__len__") and not isinstance(value, str)
-                                    else value)
-            if problem:
-                raise ConfigError(f"{section}.{f.name}={_show(value)}: {problem}")
+        _check_section(cfg[section], factory, section)
+
+
+def _check_section(node, factory, prefix: str) -> None:
+    from dataclasses import is_dataclass
+
+    for f in fields(factory):
+        value = node[f.name]
+        if f.default_factory is not MISSING and is_dataclass(f.default_factory):
+            _check_section(value, f.default_factory, f"{prefix}.{f.name}")
+            continue
+        check = f.metadata.get("check")
+        if check is None:
+            continue
+        problem = check.problem(list(value) if hasattr(value, "__len__") and not isinstance(value, str) else value)
+        if problem:
+            raise ConfigError(f"{prefix}.{f.name}={_show(value)}: {problem}")
 
 
 def _show(value) -> str:
@@ -484,10 +542,14 @@ def check_device(device: str | None) -> None:
 
 def to_dict(cfg, keep: tuple[str, ...] = ()) -> dict[str, Any]:
     """The config as plain values; an optional section (:data:`OPTIONAL_SECTIONS`) not named in ``keep`` is left
-    out while every key of it holds its hash-neutral value."""
+    out while every key of it holds its hash-neutral value, a mode's section (:data:`MODE_SECTIONS`) not named in
+    ``keep`` always."""
     from omegaconf import OmegaConf
 
     d = OmegaConf.to_container(cfg, resolve=True)
+    for section in MODE_SECTIONS:
+        if section not in keep:
+            d.pop(section, None)
     neutral = _neutral_fields()
     for section in OPTIONAL_SECTIONS:
         sec = d.get(section)

@@ -186,9 +186,13 @@ def _task(plan, rep, opts, log, extracted: dict, write: bool = True) -> dict:
 def run(opts, rep=None) -> list[dict]:
     """The torchrun driver of ``python -m benchmark run``: the records on rank 0, [] on the other ranks. Checks
     what can be checked before any work, as the single-process driver (benchmark/runner.py) does."""
-    from benchmark.pipeline import check_folders, check_options
+    from benchmark.errors import RunError
+    from benchmark.pipeline import FINETUNE_MODES, check_folders, check_options
 
     check_options(opts)
+    if opts.mode in FINETUNE_MODES:
+        raise RunError(f"--mode {opts.mode} trains in one process (benchmark.finetune): run it without torchrun, "
+                       "e.g. python -m benchmark run --mode " + opts.mode + " ...")
     check_folders(opts)
     ctx = init(opts)
     out = _run(ctx, opts, rep)

@@ -388,16 +388,29 @@ class HFRepresentation:
             wav = standardise(wav, lengths)
         return wav, mask
 
-    def _forward(self, wav, mask=None):
+    def _forward(self, wav, mask=None, grad: bool = False):
+        import contextlib
+
         import torch
 
-        with torch.inference_mode(), warnings.catch_warnings():
+        with (contextlib.nullcontext() if grad else torch.inference_mode()), warnings.catch_warnings():
             # WavLM passes a float attention bias with a bool padding mask to torch's MHA (harmless)
             warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
             out = self.model(wav, attention_mask=None if mask is None else mask.long(), output_hidden_states=True)
         return out.hidden_states
 
+    #: the encoder's attention projections: the modules ``--mode lora`` adapts by default (benchmark.finetune,
+    #: ``finetune.lora.targets=auto``)
+    attention_projections = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+    def forward(self, wav, lengths):
+        """What ``__call__`` returns, with autograd: the encoder trained with a task head (benchmark.finetune)."""
+        return self._layers(wav, lengths, grad=True)
+
     def __call__(self, wav, lengths):
+        return self._layers(wav, lengths, grad=False)
+
+    def _layers(self, wav, lengths, grad: bool):
         import torch
 
         if wav.ndim != 2:
@@ -411,13 +424,13 @@ class HFRepresentation:
         ok = [b for b in range(B) if int(nframes[b]) > 0]
         if self.batching == "masked" and ok:
             longest = int(lengths[ok].max())
-            hs = self._forward(wav[ok, :longest], mask[ok, :longest])
+            hs = self._forward(wav[ok, :longest], mask[ok, :longest], grad)
             for layer, h in zip(layers, hs):
                 layer[ok, : h.shape[1]] = h[:, :T].float()
         else:
             for idx in _groups_by_length([int(lengths[b]) for b in ok], 1 << 30):
                 rows = [ok[i] for i in idx]
-                hs = self._forward(wav[rows, : int(lengths[rows[0]])])
+                hs = self._forward(wav[rows, : int(lengths[rows[0]])], grad=grad)
                 for layer, h in zip(layers, hs):
                     layer[rows, : h.shape[1]] = h.float()
         for layer in layers:  # padded frames are zeros, whatever the model put there

@@ -32,12 +32,16 @@ from typing import Any
 
 from benchmark.errors import RunError
 
-__all__ = ["OVERWRITE", "RunError", "RunOptions", "TaskPlan", "check_folders", "check_options", "check_plan_config",
-           "existing_result", "extract_task", "finish_task", "load_rep", "plan_task", "probe_task", "resolve_tasks",
+__all__ = ["FINETUNE_MODES", "MODES", "OVERWRITE", "RunError", "RunOptions", "TaskPlan", "build_record",
+           "check_folders", "check_mode_representation", "check_options", "check_plan_config", "existing_result",
+           "extract_task", "finetune_task", "finish_task", "load_rep", "plan_task", "probe_task", "resolve_tasks",
            "resolved_config", "run_task", "save_result"]
 
 
 OVERWRITE = ("never", "only-missing", "always")
+# --mode: freeze (the probes on cached features), fewshot (benchmark.fewshot), lora and full (benchmark.finetune)
+MODES = ("freeze", "fewshot", "lora", "full")
+FINETUNE_MODES = ("lora", "full")
 
 
 @dataclass
@@ -63,7 +67,7 @@ class RunOptions:
     quiet: bool = False
     leaderboard: bool = True
     cached_only: bool = False          # `probe`: never run the model
-    mode: str = "freeze"               # --mode: freeze (probes) | fewshot (benchmark.fewshot)
+    mode: str = "freeze"               # --mode: one of MODES
     shots: int | None = None           # --shots: fewshot.shots (default: the config's, 5)
     extract_only: bool = False         # `extract`: stop after the features
 
@@ -103,15 +107,32 @@ def check_options(opts: RunOptions) -> None:
         raise ConfigError(f"--seeds {opts.seeds}: must be >= 1 (probe seeds per layer and lr)")
     if opts.device is not None:
         check_device(opts.device)
-    from benchmark.fewshot import MODES, check_tasks
-
     if opts.mode not in MODES:
         raise RunError(f"--mode {opts.mode!r}: use one of {', '.join(MODES)}")
     if opts.shots is not None and (opts.mode != "fewshot" or int(opts.shots) < 1):
         raise ConfigError(f"--shots {opts.shots}: " + ("must be >= 1 (train items per class)" if opts.mode ==
                           "fewshot" else "only with --mode fewshot"))
     if opts.mode == "fewshot":
+        from benchmark.fewshot import check_tasks
+
         check_tasks(resolve_tasks(opts.tasks))
+    if opts.mode in FINETUNE_MODES:
+        from benchmark.finetune import check_tasks as check_finetune_tasks
+
+        if opts.cached_only:
+            raise RunError(f"--mode {opts.mode} trains the encoder on the audio; `probe` reads cached features only: "
+                           f"use `python -m benchmark run --mode {opts.mode}`")
+        check_finetune_tasks(resolve_tasks(opts.tasks), opts.mode)
+
+
+def check_mode_representation(opts: RunOptions, rep) -> None:
+    """What of a mode can only be checked against the model, before any work: under --mode lora|full, that it can
+    be trained (and that the LoRA targets name modules of it)."""
+    if opts.mode in FINETUNE_MODES:
+        from benchmark.finetune import check_representation
+
+        specs = resolve_tasks(opts.tasks)
+        check_representation(rep, opts.mode, resolved_config(specs[0], rep, opts) if specs else None)
 
 
 def check_folders(opts: RunOptions) -> None:
@@ -152,8 +173,8 @@ def resolved_config(spec, rep, opts: RunOptions, data_kind: str | None = None):
     from benchmark.config import resolve_config
 
     ov = list(opts.overrides)
-    if opts.seeds is not None:
-        ov.append(f"probe.seeds={int(opts.seeds)}")
+    if opts.seeds is not None:  # the seeds of what the mode trains
+        ov.append(f"{'finetune' if opts.mode in FINETUNE_MODES else 'probe'}.seeds={int(opts.seeds)}")
     if opts.layers is not None:
         ov.append(f"probe.layers={opts.layers}")
     if opts.device is not None:
@@ -168,6 +189,8 @@ def resolved_config(spec, rep, opts: RunOptions, data_kind: str | None = None):
     # resolved once, here: "auto" -> what this run uses on its device ("fp32" on the CPU): the result records it, and fp32 leaves the
     # config hash as it was before features.precision existed (its field declares fp32 hash-neutral)
     cfg.features.precision = resolve_precision(cfg.features.precision, cfg.features.device, rep)
+    # the same for fine-tuning (recorded only under --mode lora|full, where it is the precision that trained)
+    cfg.finetune.precision = resolve_precision(cfg.finetune.precision, cfg.features.device, rep)
     return cfg
 
 
@@ -186,7 +209,7 @@ class TaskPlan:
     chash: str
     data_defaults: str = "embedded"   # whose data defaults the config got (benchmark.data.data_defaults_kind)
     data_kind: str = "embedded"       # --data: embedded, real or prepared
-    mode: str = "freeze"              # --mode: freeze | fewshot (its source: <source>-fewshot<K>)
+    mode: str = "freeze"              # --mode: its source: <source>-fewshot<K>, <source>-lora, <source>-full
 
 
 def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
@@ -210,9 +233,15 @@ def plan_task(spec, rep, opts: RunOptions) -> TaskPlan:
         from benchmark.fewshot import source_suffix
 
         source += source_suffix(cfg.fewshot.shots)
+    elif opts.mode in FINETUNE_MODES:  # the same: the mode in the identity
+        from benchmark.finetune import source_suffix as finetune_suffix
+
+        source += finetune_suffix(opts.mode)
     path = result_path(opts.results_dir, source, rep, spec)
-    cfg_d = to_dict(cfg, keep=("fewshot",) if opts.mode == "fewshot" else ())
-    if opts.mode != "fewshot":  # never read by the probes: neither recorded nor hashed
+    # a mode's own section is recorded and hashed only under that mode (the probes read neither)
+    keep = {"fewshot": ("fewshot",), "lora": ("finetune",), "full": ("finetune",)}.get(opts.mode, ())
+    cfg_d = to_dict(cfg, keep=keep)
+    if opts.mode != "fewshot":
         cfg_d.pop("fewshot", None)
     identity = {"representation": rep.name, "identity": rep.identity(), "task": spec.key, "source": source,
                 "source_version": meta.get("source_version"), "limit": opts.limit,
@@ -322,27 +351,47 @@ def probe_task(plan: TaskPlan, rep, log, feats: dict, timing: dict, started: flo
             "source": plan.source, "source_version": meta.get("source_version"), "config_hash": plan.chash,
             "result": plan.path.name})
     probe_s = time.time() - tp
-    from benchmark.results import ResultRecord, representation_section, task_section
-
-    data = {"source": plan.source, "source_version": meta.get("source_version"), "folder": str(plan.folder),
-            "limit": plan.identity["limit"], "counts": {s: len(feats[s].items) for s in feats},
-            "rows": {s: int(feats[s].x.shape[0]) for s in feats},
-            **({"items_digest": plan.identity["items"]} if "items" in plan.identity else {}),
-            **({"content_digest": meta["content_digest"]} if meta.get("content_digest") else {}),
-            **({"defaults": plan.data_defaults} if plan.data_kind == "prepared" else {})}
-    # files lost while preparing the real data (missing, unreadable, unlabelled) and while extracting
-    skipped = [{"id": d.get("name"), "split": d.get("split"), "reason": d.get("reason"), "stage": "prepare"}
-               for d in meta.get("skipped") or []] + \
-        [dict(d, split=s, stage="extract") for s in feats for d in feats[s].skipped]
     timings = {"extract_s": round(float(timing["extract_s"]), 3), "probe_s": round(probe_s, 3),
                "total_s": round(time.time() - started, 3), "model_calls": int(timing["model_calls"]),
                **({"world_size": int(timing["world_size"])} if "world_size" in timing else {})}
-    record = ResultRecord(representation=representation_section(rep), task=task_section(spec), data=data,
+    return build_record(plan, rep, probe, {s: len(feats[s].items) for s in feats},
+                        {s: int(feats[s].x.shape[0]) for s in feats},
+                        [dict(d, split=s, stage="extract") for s in feats for d in feats[s].skipped], timings, files)
+
+
+def build_record(plan: TaskPlan, rep, probe: dict, counts: dict, rows: dict, skipped: list[dict], timings: dict,
+                 files=None) -> dict:
+    """The result record of a task (not written yet): ``probe``, the mode's result fields (scores, selection,
+    layers, seeds, ...); ``counts`` / ``rows`` per split; ``skipped``, the files lost on the way (those lost while
+    preparing the data are added before them); ``files``, the stored probe and predictions to write beside it."""
+    from benchmark.results import ResultRecord, representation_section, task_section
+
+    meta = plan.meta
+    data = {"source": plan.source, "source_version": meta.get("source_version"), "folder": str(plan.folder),
+            "limit": plan.identity["limit"], "counts": counts, "rows": rows,
+            **({"items_digest": plan.identity["items"]} if "items" in plan.identity else {}),
+            **({"content_digest": meta["content_digest"]} if meta.get("content_digest") else {}),
+            **({"defaults": plan.data_defaults} if plan.data_kind == "prepared" else {})}
+    # files lost while preparing the real data (missing, unreadable, unlabelled), then while extracting / loading
+    skipped = [{"id": d.get("name"), "split": d.get("split"), "reason": d.get("reason"), "stage": "prepare"}
+               for d in meta.get("skipped") or []] + list(skipped)
+    record = ResultRecord(representation=representation_section(rep), task=task_section(plan.spec), data=data,
                           config=plan.cfg_d, config_hash=plan.chash, environment=environment(), skipped=skipped,
                           timings=timings, artefacts=files.section(plan.path) if files else None, **probe).to_dict()
     if files is not None:
         record["_artefacts"] = files  # written by save_result, before the record (never into its JSON)
     return record
+
+
+def finetune_task(plan: TaskPlan, rep, opts: RunOptions, log, started: float) -> dict:
+    """--mode lora|full: the encoder trained with the task head on the audio (benchmark.finetune), and the result
+    record (not written yet). No feature cache is read or written."""
+    from benchmark.finetune import run_finetune
+
+    probe, extras = run_finetune(plan, rep, opts, log, probe_inputs)
+    timings = {"load_s": round(float(extras["load_s"]), 3), "train_s": round(float(extras["train_s"]), 3),
+               "total_s": round(time.time() - started, 3)}
+    return build_record(plan, rep, probe, extras["counts"], extras["rows"], extras["skipped"], timings)
 
 
 def finish_task(plan: TaskPlan, record: dict, opts: RunOptions, log, write: bool = True) -> dict:
@@ -352,7 +401,7 @@ def finish_task(plan: TaskPlan, record: dict, opts: RunOptions, log, write: bool
     if write:
         save_result(plan.path, record, opts.results_dir)
     log.finish(record)
-    lr = record["selection"]["lr"]  # None: no training (--mode fewshot)
+    lr = record["selection"]["lr"]  # None: no training (--mode fewshot); lora / full: the encoder's lr
     log(f"[{plan.spec.name}] main {record['scores']['main']:.4f} (layer {record['selection']['layer']}, "
         f"lr {'-' if lr is None else format(lr, 'g')}) -> {plan.path}")
     return record
@@ -375,6 +424,12 @@ def run_task(spec, rep, opts: RunOptions, log) -> dict:
     if old is not None:
         return old
     announce(plan, rep, log)
+    if plan.mode in FINETUNE_MODES:
+        record = finish_task(plan, finetune_task(plan, rep, opts, log, started), opts, log)
+        from benchmark.finetune import remove_work_folder
+
+        remove_work_folder(opts.cache_dir, plan)  # its checkpoints are done with
+        return record
     feats, timing = extract_task(plan, rep, opts, log)
     if opts.extract_only:
         return extraction_summary(plan, feats, timing)

@@ -19,8 +19,8 @@ def run(opts: RunOptions, rep=None) -> list[dict]:
     """Run every requested task; returns the result records (existing ones for skipped tasks). Everything that
     can be checked before any work is: the options, the folders written, and every task's config."""
     from benchmark.logging import RunLogger
-    from benchmark.pipeline import (check_folders, check_options, check_plan_config, load_rep, resolve_tasks,
-                                    resolved_config, run_task)
+    from benchmark.pipeline import (check_folders, check_mode_representation, check_options, check_plan_config,
+                                    load_rep, resolve_tasks, resolved_config, run_task)
 
     if all(os.environ.get(k, "").strip() for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):  # distributed.launched
         raise RunError("benchmark.runner.run is the single-process driver, and this process was started by "
@@ -29,6 +29,7 @@ def run(opts: RunOptions, rep=None) -> list[dict]:
     check_folders(opts)
     specs = resolve_tasks(opts.tasks)
     rep = rep or load_rep(opts)
+    check_mode_representation(opts, rep)
     for spec in specs:  # every task's config and layers checked before the first task does any work
         check_plan_config(resolved_config(spec, rep, opts), rep, spec)
     log = RunLogger(quiet=opts.quiet, use_wandb=opts.wandb)

@@ -387,6 +387,9 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
         self.pre_ln = cfg.layer_norm_first
         self.layerdrop = cfg.layerdrop
+        # recompute each layer in the backward pass instead of keeping its activations (torch.utils.checkpoint;
+        # training only: benchmark.finetune's finetune.grad_checkpointing)
+        self.gradient_checkpointing = False
 
     def forward(self, x: torch.Tensor, frame_mask: torch.Tensor | None) -> list[torch.Tensor]:
         attn_mask = None if frame_mask is None else frame_mask[:, None, None, :]  # [B, 1, 1, T] True = attend
@@ -399,6 +402,10 @@ class Encoder(nn.Module):
         for i, layer in enumerate(self.layers):
             if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
                 pass  # LayerDrop: skip the layer; its hidden state repeats the input
+            elif self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                from torch.utils.checkpoint import checkpoint
+
+                x = checkpoint(layer, x, attn_mask, use_reentrant=False)  # dropout masks replayed (RNG state kept)
             else:
                 x = layer(x, attn_mask)
             states.append(self.layer_norm(x) if self.pre_ln and i == n - 1 else x)

@@ -39,7 +39,18 @@ class MertSource:
         self.model.to(device)
         return self
 
+    #: the encoder's attention projections (MERT's fused q/k/v and its output projection): the modules
+    #: ``--mode lora`` adapts by default (benchmark.finetune, ``finetune.lora.targets=auto``)
+    attention_projections = ("qkv_proj", "out_proj")
+
     def __call__(self, wav, lengths):
+        import torch
+
+        with torch.inference_mode():
+            return self.forward(wav, lengths)
+
+    def forward(self, wav, lengths):
+        """What ``__call__`` returns, with autograd: the encoder trained with a task head (benchmark.finetune)."""
         import torch
 
         wav = wav.to(self.device).float()
@@ -48,6 +59,5 @@ class MertSource:
             from mert.audio import standardise
 
             wav = standardise(wav, lengths)
-        with torch.inference_mode():
-            out = self.model(wav, lengths=lengths)
+        out = self.model(wav, lengths=lengths)
         return list(out.hidden_states), out.lengths.cpu()
