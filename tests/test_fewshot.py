@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from benchmark.__main__ import main
+from run_helpers import prepared_args, result_records
 from benchmark.fewshot import centroid_scores, draw_support, linear_scores
 from tasks import get_task
 
@@ -51,14 +52,7 @@ def genre_dir(tmp_path_factory):
                          labels=["blues", "jazz", "rock"])
 
 
-def _args(root, folder, *extra):
-    return ["--data", "prepared", "--data-dir", str(folder), "--results-dir", str(root / "results"),
-            "--cache-dir", str(root / "cache"), "--no-progress", "--quiet", *extra]
-
-
-def _runs(root):
-    return {p.relative_to(root / "results" / "runs").as_posix(): json.loads(p.read_text())
-            for p in sorted((root / "results" / "runs").glob("**/*.json"))}
+_args, _runs = prepared_args, result_records
 
 
 def test_fewshot_run_is_deterministic_in_its_own_table(genre_dir, tmp_path):

@@ -13,6 +13,7 @@ import torch
 
 from benchmark import finetune
 from benchmark.__main__ import main
+from run_helpers import prepared_args, result_records
 from tasks import get_task
 
 FAST = ["finetune.epochs=4", "finetune.patience=10", "finetune.batch_size=4", "finetune.crop_s=0.5",
@@ -28,14 +29,7 @@ def genre_dir(tmp_path_factory):
                          labels=["blues", "jazz", "rock"])
 
 
-def _args(root, folder, *extra):
-    return ["--data", "prepared", "--data-dir", str(folder), "--results-dir", str(root / "results"),
-            "--cache-dir", str(root / "cache"), "--no-progress", "--quiet", *extra]
-
-
-def _runs(root):
-    return {p.relative_to(root / "results" / "runs").as_posix(): json.loads(p.read_text())
-            for p in sorted((root / "results" / "runs").glob("**/*.json"))}
+_args, _runs = prepared_args, result_records
 
 
 class _Built:
