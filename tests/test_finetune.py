@@ -5,7 +5,6 @@ loss falls, a run killed after an epoch resumes to the uninterrupted result, res
 leaderboard table, and bad input is a clear error. The pooled rows equal the feature cache's."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
