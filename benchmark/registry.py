@@ -24,11 +24,11 @@ Tasks are looked up through ``tasks.get_task`` (whose errors also suggest close 
 """
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 
 from benchmark.representations import ModelError, check_contract
+from mert.source import is_factory_name
 from tasks.base import unknown_name_message
 
 __all__ = ["DEFAULT_MODEL", "ModelEntry", "ModelError", "list_models", "load_representation", "register_model"]
@@ -136,11 +136,6 @@ def list_models() -> list[ModelEntry]:
     ]
 
 
-def _looks_like_factory(name: str) -> bool:
-    mod, sep, fn = name.partition(":")
-    return bool(sep) and bool(fn) and fn.isidentifier() and all(p.isidentifier() for p in mod.split("."))
-
-
 def load_representation(name: str):
     """Build the representation named ``name`` (see module doc)."""
     base, plus, pooling = name.rpartition("+")
@@ -213,18 +208,13 @@ def _load_base(name: str):
         if not source:
             raise ModelError(f"--model {name}: expected hf:REPO_OR_PATH (a hub id owner/name or a folder)")
         return HFRepresentation(source, revision or None, name=name)
-    if _looks_like_factory(name) and not os.path.exists(name):
-        mod, _, fn = name.partition(":")
+    if is_factory_name(name):
+        from mert.source import from_factory
+
         try:
-            module = importlib.import_module(mod)
-        except ImportError as e:
-            raise ModelError(f"--model {name}: cannot import module {mod!r} ({e})") from None
-        factory = getattr(module, fn, None)
-        if factory is None:
-            raise ModelError(f"--model {name}: module {mod!r} has no attribute {fn!r}")
-        rep = factory()
-        check_contract(rep, name)
-        return rep
+            return from_factory(name)
+        except ValueError as e:
+            raise ModelError(str(e)) from None
     if os.path.exists(name) or ("/" in name and not name.startswith(".")):
         return _load_mert(name, name)
     raise ModelError(unknown_name_message("model", name, list(MODELS)) +

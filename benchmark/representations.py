@@ -27,9 +27,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mert.source import MertSource
-
-REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
+from mert.source import REQUIRED, MertSource  # the contract is defined once, with the MERT source
 
 
 class ModelError(ValueError):
@@ -37,15 +35,14 @@ class ModelError(ValueError):
 
 
 def check_contract(rep, name: str) -> None:
-    """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes."""
-    missing = [a for a in REQUIRED if not hasattr(rep, a)]
-    if missing or not callable(rep):
-        raise ModelError(
-            f"--model {name}: the factory's object lacks {missing or ['__call__']}; a representation needs "
-            f"{', '.join(REQUIRED)} and __call__(wav, lengths) -> (layers, frame_lengths)"
-        )
-    if int(rep.num_layers) < 1 or int(rep.dim) < 1 or int(rep.sample_rate) < 1:
-        raise ModelError(f"--model {name}: num_layers, dim and sample_rate must be positive")
+    """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes
+    (mert.source.check_contract, raising :class:`ModelError`)."""
+    from mert.source import check_contract as check
+
+    try:
+        check(rep, name)
+    except ValueError as e:
+        raise ModelError(str(e)) from None
 
 
 HANDCRAFTED_VERSION = 1  # bump when a baseline's computation changes (part of its identity)

@@ -4,6 +4,53 @@ identity, ``__call__(wav, lengths) -> (hidden states, frame lengths)``), shared 
 Imports nothing heavy at module level, so that the benchmark's CLI help stays free of torch."""
 from __future__ import annotations
 
+import importlib
+import os
+
+#: what every representation has besides ``__call__(wav, lengths)`` (the benchmark's contract)
+REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
+
+
+def looks_like_factory(name: str) -> bool:
+    """``pkg.module:factory``: a dotted module path, a colon, an identifier."""
+    mod, sep, fn = str(name).partition(":")
+    return bool(sep) and bool(fn) and fn.isidentifier() and all(p.isidentifier() for p in mod.split("."))
+
+
+def check_contract(rep, name: str) -> None:
+    """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes; else a ValueError
+    (one line, naming ``--model name``)."""
+    missing = [a for a in REQUIRED if not hasattr(rep, a)]
+    if missing or not callable(rep):
+        raise ValueError(
+            f"--model {name}: the factory's object lacks {missing or ['__call__']}; a representation needs "
+            f"{', '.join(REQUIRED)} and __call__(wav, lengths) -> (layers, frame_lengths)"
+        )
+    if int(rep.num_layers) < 1 or int(rep.dim) < 1 or int(rep.sample_rate) < 1:
+        raise ValueError(f"--model {name}: num_layers, dim and sample_rate must be positive")
+
+
+def from_factory(name: str):
+    """The representation ``pkg.module:factory`` returns (``factory()``), checked against the contract; a
+    ValueError (one line) when the module cannot be imported, has no such attribute, or the object falls short.
+    Used by the benchmark (benchmark.registry) and the k-means-layer teacher (mert.teachers.kmeans_layer)."""
+    mod, _, fn = str(name).partition(":")
+    try:
+        module = importlib.import_module(mod)
+    except ImportError as e:
+        raise ValueError(f"--model {name}: cannot import module {mod!r} ({e})") from None
+    factory = getattr(module, fn, None)
+    if factory is None:
+        raise ValueError(f"--model {name}: module {mod!r} has no attribute {fn!r}")
+    rep = factory()
+    check_contract(rep, name)
+    return rep
+
+
+def is_factory_name(name: str) -> bool:
+    """A ``pkg.module:factory`` name that is not also a path on disk."""
+    return looks_like_factory(name) and not os.path.exists(name)
+
 
 class MertSource:
     """A MERT encoder as the benchmark runs it (benchmark.representations.MertRepresentation is this class with

@@ -62,14 +62,12 @@ sample and frame rates and the resampling rule. Default clusters: 500 (HuBERT's 
 """
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 from typing import Any
 
 import numpy as np
 
-from mert.source import MertSource
+from mert.source import MertSource, from_factory, is_factory_name
 
 from . import FRAME_RATE, SAMPLE_RATE, num_frames
 from .kmeans import KMeansTeacher
@@ -81,12 +79,6 @@ DEFAULT_CLUSTERS = 500  # HuBERT's second iteration
 CHUNK_SECONDS = 30.0  # benchmark.config.FeatureConfig.max_chunk_s
 BATCH_SECONDS = 240.0  # benchmark.config.FeatureConfig.batch_seconds
 RESAMPLING = "label frame i (at 320 i / 24000 s) <- the nearest source frame in time (ties: the earlier)"
-REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")  # benchmark.representations
-
-
-def _looks_like_factory(name: str) -> bool:
-    mod, sep, fn = name.partition(":")
-    return bool(sep) and bool(fn) and fn.isidentifier() and all(p.isidentifier() for p in mod.split("."))
 
 
 def _benchmark_only(name: str) -> str:
@@ -116,20 +108,8 @@ def load_source(name: str, device: str = "cpu"):
             rep = MertSource(build_model(preset), name)
         except (KeyError, ValueError) as e:
             raise ValueError(f"--model {name}: {e}") from None
-    elif _looks_like_factory(name) and not os.path.exists(name):
-        mod, _, fn = name.partition(":")
-        try:
-            module = importlib.import_module(mod)
-        except ImportError as e:
-            raise ValueError(f"--model {name}: cannot import module {mod!r} ({e})") from None
-        factory = getattr(module, fn, None)
-        if factory is None:
-            raise ValueError(f"--model {name}: module {mod!r} has no attribute {fn!r}")
-        rep = factory()
-        missing = [a for a in REQUIRED if not hasattr(rep, a)]
-        if missing or not callable(rep):
-            raise ValueError(f"--model {name}: the factory's object lacks {missing or ['__call__']}; a "
-                             f"representation needs {', '.join(REQUIRED)} and __call__(wav, lengths)")
+    elif is_factory_name(name):
+        rep = from_factory(name)
     else:
         from mert import load_model
 
