@@ -53,7 +53,8 @@ def compare(results_dir: Path, source: str, names: list[str], random: str, handc
     learned = [by_name[n] for n in names]
     tasks = [c for c in _newest(cols) if c in draws and all(c in r for r in learned)]
     hand = [by_name[n] for n in handcrafted if n in by_name and all(c in by_name[n] for c in tasks)]
-    out = [f"| task | {' | '.join(f'{r['representation']} ({r['revision']})' for r in learned)} | "
+    heads = " | ".join(f"{r['representation']} ({r['revision']})" for r in learned)
+    out = [f"| task | {heads} | "
            f"{draws['representation']} ({draws['revision']}) | "
            + " | ".join(f"{r['representation']} - draws (in sd)" for r in learned) + " |",
            "|---|" + "---|" * (2 * len(learned) + 1)]
