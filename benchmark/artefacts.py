@@ -406,10 +406,7 @@ def seed_scores(head, probe: TrainedProbe, rows: np.ndarray, data, spec) -> list
     out = []
     for s, seed in enumerate(probe.seeds):
         u = head.unit_outputs(rows[s:s + 1], data)[0]
-        if head.type == "key":
-            sc = head.scores(u, data, strategy=head.strategy(seed.get("choice")))
-        else:
-            sc = head.scores(u, data)
+        sc = head.scores_with(u, data, seed.get("choice"))
         sc["main"] = spec.main_score_of(sc)
         out.append(sc)
     return out

@@ -499,8 +499,8 @@ class _Trainer:
             raise RunError(f"[{self.spec.name}] seed {seed}: no epoch reached a finite validation score; the result "
                            "is not written. Check finetune.* (a lower lr) and the data")
         model.load(st.best_state)
-        valid = self._final_scores(model, "valid")
-        test = self._final_scores(model, "test")
+        valid, choice = self._final_scores(model, "valid")
+        test, _ = self._final_scores(model, "test", choice)
         out = {"seed": seed, "valid": valid, "test": test, "best_epoch": st.best_epoch, "epochs_run": st.epoch,
                "train_loss": st.train_loss, "valid_main": st.valid_main, "skipped_steps": st.skipped_steps,
                "layer": model.layer_key, "layer_weights": model.layer_weights(), "seconds": round(st.seconds, 3), **counts}
@@ -605,11 +605,15 @@ class _Trainer:
         score = float(self.head.fast_scores(self._units(model, "valid"), self.data["valid"])[0])
         return score if np.isfinite(score) else float("-inf")
 
-    def _final_scores(self, model: FinetuneModel, split: str) -> dict[str, float]:
-        """Every metric of the task on a split (the head's ``scores``, as the probes' best states are scored)."""
-        s = self.head.scores(self._units(model, split)[0].numpy(), self.data[split])
+    def _final_scores(self, model: FinetuneModel, split: str, choice=None) -> tuple[dict[str, float], Any]:
+        """Every metric of the task on a split, as the probes' best states are scored: on validation with what the
+        head chooses there (Head.choose, e.g. the key ensemble), on test with validation's ``choice``."""
+        u = self._units(model, split)[0].numpy()
+        if split == "valid":
+            choice = self.head.choose(u, self.data[split])
+        s = self.head.scores_with(u, self.data[split], choice)
         s["main"] = self.spec.main_score_of(s)
-        return {k: float(v) for k, v in s.items() if isinstance(v, (int, float))}
+        return {k: float(v) for k, v in s.items() if isinstance(v, (int, float))}, choice
 
 
 # ================================================================================================ the task

@@ -131,10 +131,14 @@ class Head:
     def load_state(self, state: dict[str, Any]) -> None:
         """Take back :meth:`head_state`."""
 
-    def member_choices(self) -> list[dict[str, Any]] | None:
-        """Per member of the last validation scoring pass, what the head chose on validation for it (the key
-        ensemble under ``select``), in member order; None when the head chooses nothing."""
+    def choose(self, unit_out, data) -> dict[str, Any] | None:
+        """What the head chooses on a validation split for one member's outputs ``unit_out`` (the key ensemble
+        under ``select``), to score every other split with (:meth:`scores_with`); None when it chooses nothing."""
         return None
+
+    def scores_with(self, unit_out, data, choice: dict[str, Any] | None) -> dict[str, float]:
+        """:meth:`scores` under a validation ``choice`` (:meth:`choose`; None: none made)."""
+        return self.scores(unit_out, data)
 
     def prepare_unlabelled(self, feats) -> dict[str, Any]:
         """The units of a split whose items have no targets (``python -m benchmark predict``): every item is its
@@ -165,7 +169,7 @@ class Head:
         """Row outputs of S probes [S, R, C] (one stored probe's seeds; S = 1 for one of them) -> per unit the
         prediction, the task's natural output: ``{"prediction": ..., ...}`` (see each head). With several probes,
         their ensemble (each head says how). ``choices``: per probe, what was chosen on validation for it
-        (:meth:`member_choices`); ``top``: keep only the most probable classes."""
+        (:meth:`choose`); ``top``: keep only the most probable classes."""
         raise NotImplementedError
 
     def unit_score(self, pred: dict, target) -> dict[str, Any]:
@@ -275,11 +279,6 @@ class KeyHead(MulticlassHead):
         if self.ensemble != "mean_logits" and self.ensemble != "select" and self.ensemble not in self.STRATEGIES:
             raise ValueError(f"probe.key_ensemble={self.ensemble!r}: use mean_logits, select or one of "
                              f"{', '.join(self.STRATEGIES)}")
-        # select: the strategy chosen on validation for each member, in the order benchmark.probes scores them
-        # (every member on valid, then every member on test, seed after seed)
-        self._chosen: list[str] = []
-        self._phase = ""
-        self._next = 0
 
     def label_of(self, item) -> str:
         """The item's key in the task's spelling (tasks.key.normalise_key); a text that is no key is an error
@@ -353,24 +352,26 @@ class KeyHead(MulticlassHead):
             return self._weighted(ref, preds[self.ensemble]).numpy()
         return torch.stack([self._weighted(ref, preds[k]) for k in self.STRATEGIES]).max(0).values.numpy()
 
-    def _choose(self, data, per: dict[str, float]) -> str:
-        """The strategy a member's scores on this split use (select): the best on validation, remembered for the
-        same member's test scores."""
-        split = getattr(data.get("feats"), "split", "")
-        if split == "test":
-            if self._phase != "test":
-                self._phase, self._next = "test", 0
-            k = self._chosen[self._next] if self._next < len(self._chosen) else "gmean"
-            self._next += 1
-            return k
-        if self._phase != "valid":
-            self._phase, self._chosen = "valid", []
-        best, best_k = float("-inf"), self.STRATEGIES[0]
-        for k in self.STRATEGIES:
-            if per[k] > best:
-                best, best_k = per[k], k
-        self._chosen.append(best_k)
-        return best_k
+    def _per_strategy(self, unit_out, data) -> tuple[dict, dict[str, float]]:
+        """Each strategy's song predictions and weighted key score (outside ``mean_logits``)."""
+        from benchmark.metrics import weighted_key
+
+        ref = data["unit_targets"].numpy()
+        names = [self.labels[i] for i in ref]
+        preds = {k: v.numpy() for k, v in self.song_predictions(unit_out, data["song_of_row"], len(ref)).items()}
+        return preds, {k: weighted_key(names, [self.labels[i] for i in p]) for k, p in preds.items()}
+
+    def choose(self, unit_out, data):
+        """Under ``select``: ``{"key_strategy": k}``, the strategy with the best weighted score on this (validation)
+        split (the first best in vote, max, gmean, mean order), as MARBLE chooses; None otherwise."""
+        if self.ensemble != "select":
+            return None
+        per = self._per_strategy(unit_out, data)[1]
+        best = max(self.STRATEGIES, key=lambda k: (per[k], -self.STRATEGIES.index(k)))
+        return {"key_strategy": best}
+
+    def scores_with(self, unit_out, data, choice):
+        return self.scores(unit_out, data, strategy=self.strategy(choice) if self.ensemble == "select" else None)
 
     def scores(self, unit_out, data, strategy: str | None = None):
         """The key metrics of one member; ``strategy``: the ensemble strategy to score with (a stored probe's,
@@ -383,12 +384,11 @@ class KeyHead(MulticlassHead):
             est = unit_out.argmax(-1)
             return {"weighted_key": weighted_key(names, [self.labels[i] for i in est]),
                     "accuracy": accuracy(ref, est)}
-        preds = {k: v.numpy() for k, v in self.song_predictions(unit_out, data["song_of_row"], len(ref)).items()}
-        per = {k: weighted_key(names, [self.labels[i] for i in p]) for k, p in preds.items()}
+        preds, per = self._per_strategy(unit_out, data)
         if strategy is not None:
             k = strategy
-        else:
-            k = self._choose(data, per) if self.ensemble == "select" else self.ensemble
+        else:  # select: the best on this split (validation; other splits are scored through scores_with)
+            k = self.choose(unit_out, data)["key_strategy"] if self.ensemble == "select" else self.ensemble
         out = {"weighted_key": per[k], "accuracy": accuracy(ref, preds[k])}
         if self.ensemble == "select":
             out.update({f"weighted_key_{s}": per[s] for s in self.STRATEGIES})
@@ -396,12 +396,6 @@ class KeyHead(MulticlassHead):
 
     def head_config(self):
         return {"probe": {"key_ensemble": self.ensemble}}
-
-    def member_choices(self):
-        """Under ``select``: every member's strategy chosen on the last validation pass (``key_strategy``)."""
-        if self.ensemble != "select" or self._phase != "valid":
-            return None
-        return [{"key_strategy": k} for k in self._chosen]
 
     def strategy(self, choice: dict | None) -> str:
         """The strategy a stored probe decodes with: its own choice under ``select`` (``gmean`` = mean logits

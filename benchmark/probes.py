@@ -78,7 +78,7 @@ class SweepResult:
     # b2 [M, 1, C] float16, cpu) and its layer mixing row (``mixing`` [M, L] float32: one-hot, or the softmax
     # weights of a weighted member)
     states: list[dict] = field(default_factory=list)
-    # per seed: what the head chose on validation for each member (Head.member_choices), or None
+    # per seed: what the head chose on validation for each member (Head.choose), or None
     choices: list[list[dict] | None] = field(default_factory=list)
     layers: list[int] = field(default_factory=list)                  # the probed layers (the mixing's columns)
     standardizer: dict = field(default_factory=dict)                 # "mean", "inv" [L, D] float32 (cpu)
@@ -661,10 +661,11 @@ def _record_seed(sweep: _Sweep, run: _SeedRun, res: SweepResult, keep_states: bo
             state = {k: model.params[k].detach().to("cpu", torch.float16).clone() for k in ("W1", "b1", "W2", "b2")}
             state["mixing"] = model.mixing().detach().to("cpu", torch.float32).clone()
         res.states.append(state)
-    res.valid.append(_final_scores(sweep.head, model, sweep.std, sweep.valid, sweep.device, sweep.precision))
-    res.choices.append(sweep.head.member_choices() if hasattr(sweep.head, "member_choices") else None)
-    res.test.append(_final_scores(sweep.head, model, sweep.std, sweep.test, sweep.device, sweep.precision)
-                    if sweep.test is not None else [{} for _ in members])
+    valid, choices = _final_scores(sweep.head, model, sweep.std, sweep.valid, sweep.device, sweep.precision)
+    res.valid.append(valid)
+    res.choices.append(choices if any(c is not None for c in choices) else None)
+    res.test.append(_final_scores(sweep.head, model, sweep.std, sweep.test, sweep.device, sweep.precision,
+                                  choices)[0] if sweep.test is not None else [{} for _ in members])
     wi = [i for i, m in enumerate(members) if m.layer is None]
     if wi:
         res.layer_weights.append(torch.softmax(model.params["mix"][wi[0]], 0).tolist() if model.mix_mask is None
@@ -698,15 +699,21 @@ def _compact(model: BatchedMLP, opt: BatchedAdam, keep) -> None:
     model.M = len(keep)
 
 
-def _final_scores(head, model, std, data, device, precision: str = "fp32") -> list[dict[str, float]]:
+def _final_scores(head, model, std, data, device, precision: str = "fp32",
+                  choices: list | None = None) -> tuple[list[dict[str, float]], list]:
+    """Every member's metrics on a split, and what the head chose for each (Head.choose): on validation
+    (``choices`` None) the choices are made here; another split is scored under validation's ``choices``."""
     rows = _forward_rows(model, std, data["feats"].x, device, precision=precision)
     units = unit_outputs(head, rows, data)
-    out = []
+    out, chosen = [], []
     for m in range(model.M):
-        s = head.scores(units[m].numpy(), data)
+        u = units[m].numpy()
+        c = head.choose(u, data) if choices is None else choices[m]
+        s = head.scores_with(u, data, c)
         s["main"] = head.spec.main_score_of(s)
         out.append(s)
-    return out
+        chosen.append(c)
+    return out, chosen
 
 
 def summarize(res: SweepResult, spec) -> dict[str, Any]:

@@ -290,13 +290,18 @@ def test_key_select_uses_the_strategy_chosen_on_validation_for_test():
     v = member(range(6), lambda k: k + 2)
     sv = head.scores(v, valid)
     assert sv["weighted_key"] == sv["weighted_key_vote"] == 1.0 and sv["weighted_key_max"] < 1.0
+    choice = head.choose(v, valid)
+    assert choice == {"key_strategy": "vote"}
     t = member([(k + 23) % 24 for k in range(6)], lambda k: k + 1)  # vote/means say k-1, max says k (right)
-    st = head.scores(t, test)
+    st = head.scores_with(t, test, choice)
     assert st["weighted_key_max"] == 1.0 and st["weighted_key"] == st["weighted_key_vote"] < 1.0
-    # a second seed: valid then test again, the choice renewed
-    sv2 = head.scores(member(range(6), lambda k: k), valid)  # max, vote, means all right: vote (first) chosen
-    st2 = head.scores(t, test)
-    assert sv2["weighted_key"] == 1.0 and st2["weighted_key"] == st2["weighted_key_vote"]
+    # another member: its own choice, whatever was scored before (the head keeps no state between calls)
+    v2 = member(range(6), lambda k: k)  # max, vote, means all right: vote (the first best) chosen
+    assert head.choose(v2, valid) == {"key_strategy": "vote"}
+    v3 = member([(k + 23) % 24 for k in range(6)], lambda k: k + 1)  # on "valid" now: only max is right
+    assert head.choose(v3, valid) == {"key_strategy": "max"}
+    assert head.scores_with(t, test, head.choose(v3, valid))["weighted_key"] == 1.0
+    assert head.scores_with(t, test, choice)["weighted_key"] == st["weighted_key"]  # the same as before
 
 
 def test_key_mean_logits_is_the_embedded_default_and_unchanged():
