@@ -255,25 +255,22 @@ class StaleRenderError(F.FormatError):
 def _sha256_file(path: Path) -> str:
     import hashlib
 
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def content_digest(root: Path, rels) -> str:
-    """sha256 over the audio files (relative path and the sha256 of its bytes, in sorted path order)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for rel in sorted(set(str(r) for r in rels)):
-        h.update(f"{rel}\t{_sha256_file(Path(root) / rel)}\n".encode())
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _audio_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*.flac"))
+
+
+def content_digest(root: Path) -> str:
+    """sha256 over a folder's audio: every FLAC file's relative path and the sha256 of its bytes, in path order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel in _audio_files(root):
+        h.update(f"{rel}\t{_sha256_file(Path(root) / rel)}\n".encode())
+    return h.hexdigest()
 
 
 def spot_jobs(jobs: list[Job], n: int = SPOT_CHECK_JOBS) -> list[Job]:
@@ -323,7 +320,7 @@ def _ensure_digest(final: Path) -> None:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if "content_digest" not in meta:
         with _lock(final):
-            meta["content_digest"] = content_digest(final, _audio_files(final))
+            meta["content_digest"] = content_digest(final)
             F.atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
         log.info("%s: content digest %s added to %s", final.name, meta["content_digest"][:12], F.META_FILE)
 
@@ -338,12 +335,14 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
     """
     _check(task_name, size)
     final = task_dir(task_name, size, home)
+    gen = generator(task_name)
+    # an MTG view links to the shared MTG corpus's audio: that folder is the one built and spot-checked
+    src = _build_mtg_audio(size, home, progress) if is_view(gen) else None
 
     def build() -> None:
         t0 = time.time()
-        gen = generator(task_name)
-        if is_view(gen):
-            _build_mtg(task_name, gen, size, home, final, progress)
+        if src is not None:
+            _build_mtg(task_name, gen, size, src, final)
         else:
             jobs = gen.plan(size)
             with F.atomic_dir(final) as tmp:
@@ -355,12 +354,11 @@ def prepare(task_name: str, size: str = "standard", home: str | os.PathLike | No
                         it["target"] = [t for t in it["target"] if t in keep]
                 counts = _write_splits(tmp, items)
                 extra = {"durations_s": _durations(gen, size),
-                         "content_digest": content_digest(tmp, _audio_files(tmp))}
+                         "content_digest": content_digest(tmp)}
                 F.write_meta(tmp, _meta(task_name, size, gen.version, labels, counts, extra))
         log.info("prepared %s (%s) in %.1f s -> %s", task_name, size, time.time() - t0, final)
 
-    if is_view(generator(task_name)):  # links to the shared MTG corpus's audio, which is the one spot-checked
-        _build_mtg_audio(size, home, progress)
+    if src is not None:
         _build_once(final, build)
         _ensure_digest(final)
         return final
@@ -386,7 +384,7 @@ def _build_mtg_audio(size: str, home, progress: bool) -> Path:
             _write_splits(tmp, items)
             F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(
                 {"task": "mtg-audio", "generator_version": MTG.version, "size": size, "seed": BASE_SEED,
-                 "content_digest": content_digest(tmp, _audio_files(tmp))}) + "\n")
+                 "content_digest": content_digest(tmp)}) + "\n")
 
     final = _mtg_audio_dir(size, home)
     return _build_once(final, build, "mtg", size)
@@ -400,9 +398,8 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _build_mtg(task_name: str, view: songs.MTGView, size: str, home, final: Path, progress: bool) -> None:
-    """A tag-set view of the shared MTG corpus: audio hard-linked (copied where links fail)."""
-    src = _build_mtg_audio(size, home, progress)
+def _build_mtg(task_name: str, view: songs.MTGView, size: str, src: Path, final: Path) -> None:
+    """A tag-set view of the shared MTG corpus in ``src``: audio hard-linked (copied where links fail)."""
     subset, order = view.subset, view.order
     items = []
     for split in SPLITS:
@@ -423,7 +420,7 @@ def _build_mtg(task_name: str, view: songs.MTGView, size: str, home, final: Path
         counts = _write_splits(tmp, kept)
         F.write_meta(tmp, _meta(task_name, size, MTG.version, labels, counts,
                                 {"subset": subset, "durations_s": MTG.sizes[size]["duration"],
-                                 "content_digest": content_digest(tmp, _audio_files(tmp))}))
+                                 "content_digest": content_digest(tmp)}))
 
 
 def prepare_all(size: str = "standard", home=None, progress: bool = True) -> dict[str, Path]:
@@ -445,7 +442,7 @@ def prepare_pretraining(size: str = "standard", home: str | os.PathLike | None =
                     "size": size, "sample_rate": SR, "seed": BASE_SEED, "files": len(items),
                     "file_duration_s": dur, "total_hours": round(len(items) * dur / 3600, 3),
                     "styles": sorted({it["extra"]["style"] for it in items}),
-                    "content_digest": content_digest(tmp, _audio_files(tmp))}
+                    "content_digest": content_digest(tmp)}
             F.atomic_write_text(Path(tmp) / F.META_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
     return _build_once(final, build, "pretraining", size)
