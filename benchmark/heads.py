@@ -366,9 +366,11 @@ class KeyHead(MulticlassHead):
         split (the first best in vote, max, gmean, mean order), as MARBLE chooses; None otherwise."""
         if self.ensemble != "select":
             return None
-        per = self._per_strategy(unit_out, data)[1]
-        best = max(self.STRATEGIES, key=lambda k: (per[k], -self.STRATEGIES.index(k)))
-        return {"key_strategy": best}
+        return {"key_strategy": self._best(self._per_strategy(unit_out, data)[1])}
+
+    def _best(self, per: dict[str, float]) -> str:
+        """The strategy of the highest score in ``per`` (ties: the first in :data:`STRATEGIES` order)."""
+        return max(self.STRATEGIES, key=lambda k: (per[k], -self.STRATEGIES.index(k)))
 
     def scores_with(self, unit_out, data, choice):
         return self.scores(unit_out, data, strategy=self.strategy(choice) if self.ensemble == "select" else None)
@@ -388,7 +390,7 @@ class KeyHead(MulticlassHead):
         if strategy is not None:
             k = strategy
         else:  # select: the best on this split (validation; other splits are scored through scores_with)
-            k = self.choose(unit_out, data)["key_strategy"] if self.ensemble == "select" else self.ensemble
+            k = self._best(per) if self.ensemble == "select" else self.ensemble
         out = {"weighted_key": per[k], "accuracy": accuracy(ref, preds[k])}
         if self.ensemble == "select":
             out.update({f"weighted_key_{s}": per[s] for s in self.STRATEGIES})
