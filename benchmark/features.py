@@ -586,11 +586,31 @@ def _compute_shard(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner) -> 
         return _compute_shard_from(sc, s, rep, spec, fcfg, runner, Path(store))
 
 
+def read_item(data_dir, it, sr: int, fcfg) -> tuple[np.ndarray | None, dict | None]:
+    """An item's audio at ``sr`` (its excerpt), or None and its skip record (``id``, ``audio``, ``reason``) when
+    the rules skip it before the model: unreadable, shorter than ``features.min_seconds``, or silent (peak under
+    ``features.silence_peak``). The feature extraction and fine-tuning (benchmark.finetune) skip the same items."""
+    from mert.audio import AudioError, read_audio
+    from tasks.format import resolve
+
+    path = resolve(data_dir, it.audio)
+    try:
+        wav = read_audio(path, sr, it.start, it.end, warn_silent=False)  # silence: skipped below
+    except (AudioError, FileNotFoundError) as e:
+        return None, {"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"}
+    if len(wav) < fcfg.min_seconds * sr:
+        return None, {"id": it.id, "audio": str(path),
+                      "reason": f"too short: {len(wav) / sr:.3f} s < {fcfg.min_seconds} s"}
+    peak = float(np.abs(wav).max())
+    if peak < fcfg.silence_peak:
+        return None, {"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"}
+    return wav, None
+
+
 def _compute_shard_from(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner, store: Path) -> Path:
     """:func:`_compute_shard` with each item's decoded audio kept in a file of ``store``, memory-mapped: the
     shard's audio is never held at once (one item while it is decoded, one model batch while it runs)."""
     from benchmark.rows import spill
-    from mert.audio import AudioError, read_audio
     from tasks.format import resolve
 
     items, data_dir, split = sc.items, sc.data_dir, sc.split
@@ -599,20 +619,9 @@ def _compute_shard_from(sc: SplitCache, s: int, rep, spec, fcfg, runner: _Runner
     lo, hi = sc.shard_range(s)
     skipped, seg_audio, seg_meta = [], [], []
     for gi in range(lo, hi):
-        it = items[gi]
-        path = resolve(data_dir, it.audio)
-        try:
-            wav = read_audio(path, sr, it.start, it.end, warn_silent=False)  # silence: skipped below
-        except (AudioError, FileNotFoundError) as e:
-            skipped.append({"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"})
-            continue
-        if len(wav) < fcfg.min_seconds * sr:
-            skipped.append({"id": it.id, "audio": str(path),
-                            "reason": f"too short: {len(wav) / sr:.3f} s < {fcfg.min_seconds} s"})
-            continue
-        peak = float(np.abs(wav).max())
-        if peak < fcfg.silence_peak:
-            skipped.append({"id": it.id, "audio": str(path), "reason": f"silent: peak {peak:.2e}"})
+        wav, skip = read_item(data_dir, items[gi], sr, fcfg)
+        if skip is not None:
+            skipped.append(skip)
             continue
         wav = spill(store / f"{gi}.npy", np.asarray(wav, dtype=np.float32))
         for k, (a, b) in enumerate(_segments(len(wav), sr, spec, fcfg)):

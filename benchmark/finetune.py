@@ -181,9 +181,8 @@ def load_clips(spec, folder, split: str, rep, fcfg, limit, store: Path, item_row
     """Decode a split's audio at the representation's sample rate into ``store`` (memory-mapped), skipping what the
     feature extraction skips (unreadable, too short, silent, no frames; more than ``features.max_skip_fraction``
     fails), and make its rows as the extraction does (``item_rows``: one row per item, for the train crops)."""
-    from benchmark.features import SplitFeatures, _segments, check_skipped, select_items
+    from benchmark.features import SplitFeatures, _segments, check_skipped, read_item, select_items
     from benchmark.rows import spill
-    from mert.audio import AudioError, read_audio
     from tasks.format import read_split, resolve
 
     items = select_items(read_split(folder, split), limit)
@@ -192,21 +191,11 @@ def load_clips(spec, folder, split: str, rep, fcfg, limit, store: Path, item_row
     sr = int(rep.sample_rate)
     audio, rows, skipped = {}, [], []
     for gi, it in enumerate(items):
-        path = resolve(folder, it.audio)
-        try:
-            wav = read_audio(path, sr, it.start, it.end, warn_silent=False)
-        except (AudioError, FileNotFoundError) as e:
-            skipped.append({"id": it.id, "audio": str(path), "reason": f"unreadable: {e}"})
-            continue
-        why = None
-        if len(wav) < fcfg.min_seconds * sr:
-            why = f"too short: {len(wav) / sr:.3f} s < {fcfg.min_seconds} s"
-        elif float(np.abs(wav).max()) < fcfg.silence_peak:
-            why = f"silent: peak {float(np.abs(wav).max()):.2e}"
-        elif hasattr(rep, "num_frames") and int(rep.num_frames(len(wav))) < 1:
-            why = "too short for the model (no frames)"
-        if why:
-            skipped.append({"id": it.id, "audio": str(path), "reason": why})
+        wav, skip = read_item(folder, it, sr, fcfg)
+        if skip is None and hasattr(rep, "num_frames") and int(rep.num_frames(len(wav))) < 1:
+            skip = {"id": it.id, "audio": str(resolve(folder, it.audio)), "reason": "too short for the model (no frames)"}
+        if skip is not None:
+            skipped.append(skip)
             continue
         audio[gi] = spill(store / f"{split}-{gi}.npy", np.asarray(wav, dtype=np.float32))
         if item_rows or spec.window != "window":
