@@ -27,8 +27,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from benchmark.representations import ModelError, check_contract
-from mert.source import is_factory_name
+from benchmark.representations import ModelError
+from mert.source import FactoryError, from_factory, is_factory_name
 from tasks.base import unknown_name_message
 
 __all__ = ["DEFAULT_MODEL", "ModelEntry", "ModelError", "list_models", "load_representation", "register_model"]
@@ -209,11 +209,9 @@ def _load_base(name: str):
             raise ModelError(f"--model {name}: expected hf:REPO_OR_PATH (a hub id owner/name or a folder)")
         return HFRepresentation(source, revision or None, name=name)
     if is_factory_name(name):
-        from mert.source import from_factory
-
         try:
             return from_factory(name)
-        except ValueError as e:
+        except FactoryError as e:
             raise ModelError(str(e)) from None
     if os.path.exists(name) or ("/" in name and not name.startswith(".")):
         return _load_mert(name, name)

@@ -37,11 +37,11 @@ class ModelError(ValueError):
 def check_contract(rep, name: str) -> None:
     """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes
     (mert.source.check_contract, raising :class:`ModelError`)."""
-    from mert.source import check_contract as check
+    from mert.source import FactoryError, check_contract as check
 
     try:
         check(rep, name)
-    except ValueError as e:
+    except FactoryError as e:
         raise ModelError(str(e)) from None
 
 

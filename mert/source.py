@@ -11,6 +11,11 @@ import os
 REQUIRED = ("name", "sample_rate", "frame_rate", "num_layers", "dim", "identity")
 
 
+class FactoryError(ValueError):
+    """A ``pkg.module:factory`` representation that cannot be loaded or does not meet the contract (one line
+    naming ``--model``); an error the factory itself raises is not one."""
+
+
 def looks_like_factory(name: str) -> bool:
     """``pkg.module:factory``: a dotted module path, a colon, an identifier."""
     mod, sep, fn = str(name).partition(":")
@@ -18,30 +23,31 @@ def looks_like_factory(name: str) -> bool:
 
 
 def check_contract(rep, name: str) -> None:
-    """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes; else a ValueError
-    (one line, naming ``--model name``)."""
+    """``rep`` has the :data:`REQUIRED` attributes, is callable, and declares positive sizes; else a
+    :class:`FactoryError` (one line, naming ``--model name``)."""
     missing = [a for a in REQUIRED if not hasattr(rep, a)]
     if missing or not callable(rep):
-        raise ValueError(
+        raise FactoryError(
             f"--model {name}: the factory's object lacks {missing or ['__call__']}; a representation needs "
             f"{', '.join(REQUIRED)} and __call__(wav, lengths) -> (layers, frame_lengths)"
         )
     if int(rep.num_layers) < 1 or int(rep.dim) < 1 or int(rep.sample_rate) < 1:
-        raise ValueError(f"--model {name}: num_layers, dim and sample_rate must be positive")
+        raise FactoryError(f"--model {name}: num_layers, dim and sample_rate must be positive")
 
 
 def from_factory(name: str):
     """The representation ``pkg.module:factory`` returns (``factory()``), checked against the contract; a
-    ValueError (one line) when the module cannot be imported, has no such attribute, or the object falls short.
+    :class:`FactoryError` (one line) when the module cannot be imported, has no such attribute, or the object
+    falls short.
     Used by the benchmark (benchmark.registry) and the k-means-layer teacher (mert.teachers.kmeans_layer)."""
     mod, _, fn = str(name).partition(":")
     try:
         module = importlib.import_module(mod)
     except ImportError as e:
-        raise ValueError(f"--model {name}: cannot import module {mod!r} ({e})") from None
+        raise FactoryError(f"--model {name}: cannot import module {mod!r} ({e})") from None
     factory = getattr(module, fn, None)
     if factory is None:
-        raise ValueError(f"--model {name}: module {mod!r} has no attribute {fn!r}")
+        raise FactoryError(f"--model {name}: module {mod!r} has no attribute {fn!r}")
     rep = factory()
     check_contract(rep, name)
     return rep
