@@ -15,3 +15,11 @@ def result_records(root) -> dict[str, dict]:
     """Every result record under ``root``/results/runs, by its path below runs/."""
     return {p.relative_to(root / "results" / "runs").as_posix(): json.loads(p.read_text())
             for p in sorted((root / "results" / "runs").glob("**/*.json"))}
+
+
+def genre3_folder(root, n: dict[str, int]):
+    """A prepared 3-class genre folder (blues, jazz, rock) of 1 s synthetic clips, ``n`` items per split."""
+    from benchmark.synthetic import make_prepared
+    from tasks import get_task
+
+    return make_prepared(get_task("genre"), root / "genre3", n=n, seconds=1.0, labels=["blues", "jazz", "rock"])

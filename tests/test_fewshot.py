@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmark.__main__ import main
-from run_helpers import prepared_args, result_records
+from run_helpers import genre3_folder, prepared_args, result_records
 from benchmark.fewshot import centroid_scores, draw_support, linear_scores
 from tasks import get_task
 
@@ -45,11 +45,7 @@ def test_support_draws_are_seeded_and_short_classes_use_what_they_have():
 @pytest.fixture(scope="module")
 def genre_dir(tmp_path_factory):
     """A 3-class genre folder with 8 train items per class (so K < count and draws differ)."""
-    from benchmark.synthetic import make_prepared
-
-    root = tmp_path_factory.mktemp("fewshot")
-    return make_prepared(get_task("genre"), root / "genre3", n={"train": 24, "valid": 9, "test": 9}, seconds=1.0,
-                         labels=["blues", "jazz", "rock"])
+    return genre3_folder(tmp_path_factory.mktemp("fewshot"), {"train": 24, "valid": 9, "test": 9})
 
 
 _args, _runs = prepared_args, result_records

@@ -12,7 +12,7 @@ import torch
 
 from benchmark import finetune
 from benchmark.__main__ import main
-from run_helpers import prepared_args, result_records
+from run_helpers import genre3_folder, prepared_args, result_records
 from tasks import get_task
 
 FAST = ["finetune.epochs=4", "finetune.patience=10", "finetune.batch_size=4", "finetune.crop_s=0.5",
@@ -21,11 +21,7 @@ FAST = ["finetune.epochs=4", "finetune.patience=10", "finetune.batch_size=4", "f
 
 @pytest.fixture(scope="module")
 def genre_dir(tmp_path_factory):
-    from benchmark.synthetic import make_prepared
-
-    root = tmp_path_factory.mktemp("finetune")
-    return make_prepared(get_task("genre"), root / "genre3", n={"train": 12, "valid": 6, "test": 6}, seconds=1.0,
-                         labels=["blues", "jazz", "rock"])
+    return genre3_folder(tmp_path_factory.mktemp("finetune"), {"train": 12, "valid": 6, "test": 6})
 
 
 _args, _runs = prepared_args, result_records
